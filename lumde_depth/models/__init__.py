@@ -1,0 +1,1 @@
+"""lumde_depth.models."""
