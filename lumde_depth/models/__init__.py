@@ -1,1 +1,9 @@
-"""lumde_depth.models."""
+"""Depth networks by name: ``build(name, **kwargs)``, ``names()``.
+
+Completion models: ``model(rgb, sparse)`` with rgb B x 3 x H x W in [0, 1] and sparse B x 1 x H x W
+metres -> dict with ``depth`` (B x 1 x H x W metres) and named features. Monocular models:
+``model(rgb)`` -> dict with ``depth``.
+"""
+from lumde_depth.models.registry import build, names, register
+
+__all__ = ["build", "names", "register"]
