@@ -1,0 +1,83 @@
+"""Depth image -> 3D points in the camera optical frame (x right, y down, z forward; REP 103 optical).
+
+Uses the pixel-centre convention of :mod:`lumde_depth.geometry.projection`, so
+``backproject`` inverts ``project_points`` exactly at pixel centres.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lumde_depth.geometry.projection import intrinsic_matrix
+
+#: Point layout of :func:`organized_cloud`, as depth_image_proc's ``point_cloud_xyzrgb`` fields.
+XYZRGB = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4")])
+
+
+def _valid_depth(depth: np.ndarray) -> np.ndarray:
+    depth = np.asarray(depth)
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be an (H, W) array in metres, got shape {depth.shape}")
+    return depth.astype(np.float32, copy=False)
+
+
+def _backproject_grid(depth: np.ndarray, K: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """x, y, z of ``depth`` (already sampled at the pixel grid ``rows`` x ``cols``), NaN where invalid."""
+    Kc = intrinsic_matrix(K)
+    if Kc[0, 1] != 0 or Kc[1, 0] != 0 or Kc[2, 0] != 0 or Kc[2, 1] != 0 or Kc[2, 2] != 1:
+        raise ValueError("backproject needs a pinhole K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew)")
+    fx, fy, cx, cy = Kc[0, 0], Kc[1, 1], Kc[0, 2], Kc[1, 2]
+    z = np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan))
+    out = np.empty(depth.shape + (3,), dtype=np.float32)
+    out[..., 0] = z * ((cols - cx) / fx).astype(np.float32)[None, :]
+    out[..., 1] = z * ((rows - cy) / fy).astype(np.float32)[:, None]
+    out[..., 2] = z
+    return out
+
+
+def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` float32 x, y, z of every pixel of ``depth`` (metres) in the camera optical frame;
+    NaN where the depth is 0, negative or not finite. ``K`` is 3x3 or a 3x4 ``P`` (3x3 block used)."""
+    depth = _valid_depth(depth)
+    H, W = depth.shape
+    return _backproject_grid(depth, K, np.arange(H, dtype=np.float64), np.arange(W, dtype=np.float64))
+
+
+def pack_rgb(rgb: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` uint8 colours -> ``(...)`` float32 holding the bits of uint32 ``0x00RRGGBB``
+    (the PCL / depth_image_proc ``rgb`` field)."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.shape[-1] != 3:
+        raise ValueError(f"rgb must be (..., 3) uint8, got {rgb.dtype} with shape {rgb.shape}")
+    c = rgb.astype(np.uint32)
+    return ((c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]).view(np.float32)
+
+
+def unpack_rgb(packed: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`pack_rgb`: float32 packed colours -> ``(..., 3)`` uint8."""
+    bits = np.asarray(packed, dtype=np.float32).view(np.uint32)
+    return np.stack([(bits >> 16) & 0xFF, (bits >> 8) & 0xFF, bits & 0xFF], axis=-1).astype(np.uint8)
+
+
+def organized_cloud(depth: np.ndarray, K: np.ndarray, rgb: np.ndarray | None = None, decimation: int = 1
+                    ) -> np.ndarray:
+    """Organized point cloud like depth_image_proc's ``point_cloud_xyzrgb``: a ``(H', W')`` structured
+    array of :data:`XYZRGB` (x, y, z NaN where depth is invalid, so ``is_dense`` is false).
+
+    ``decimation`` keeps every n-th pixel in both directions (``H' = ceil(H / n)``), computed on that
+    grid only. Without ``rgb`` the colour is packed white.
+    """
+    depth = _valid_depth(depth)
+    if not isinstance(decimation, (int, np.integer)) or decimation < 1:
+        raise ValueError(f"decimation must be an integer >= 1, got {decimation!r}")
+    H, W = depth.shape
+    rows, cols = np.arange(0, H, decimation), np.arange(0, W, decimation)
+    xyz = _backproject_grid(depth[::decimation, ::decimation], K, rows.astype(np.float64), cols.astype(np.float64))
+    cloud = np.empty(xyz.shape[:2], dtype=XYZRGB)
+    cloud["x"], cloud["y"], cloud["z"] = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    if rgb is None:
+        cloud["rgb"] = pack_rgb(np.full(3, 255, dtype=np.uint8))
+    else:
+        if np.asarray(rgb).shape[:2] != (H, W):
+            raise ValueError(f"rgb is {np.asarray(rgb).shape[:2]} but depth is {(H, W)}: they must be the same size")
+        cloud["rgb"] = pack_rgb(np.asarray(rgb)[::decimation, ::decimation])
+    return cloud
