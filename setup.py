@@ -30,7 +30,6 @@ setup(
     maintainer_email="dev@lumde-depth.org",
     description="Camera + LiDAR depth completion for ROS 2 (LSPKD, CDSPN, LUMDE).",
     license="Apache-2.0",
-    tests_require=["pytest"],
     python_requires=">=3.10",
     entry_points={
         "console_scripts": [

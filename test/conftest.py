@@ -21,3 +21,39 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real sample data not found at {path} (set LUMDE_SHARED_DATA to its folder)")
     return path
+
+
+_domain_counter = iter(range(1 << 30))
+
+
+def next_domain_id() -> int:
+    """A ROS domain id in 1..100 that differs between tests and between concurrent pytest processes.
+
+    Ids above 101 collide with ephemeral ports on Linux; the pid spreads parallel runs apart.
+    """
+    return 1 + (os.getpid() * 7 + next(_domain_counter)) % 100
+
+
+@pytest.fixture
+def ros_context():
+    """An initialized rclpy Context on its own loopback domain id; shut down after the test.
+
+    Create nodes with ``rclpy.create_node(name, context=ros_context)`` and spin them with an
+    executor built with ``context=ros_context``.
+    """
+    rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (pip install -r requirements-ros.txt)")
+    from rclpy.context import Context
+
+    domain_id = next_domain_id()
+    previous = os.environ.get("ROS_DOMAIN_ID")
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    try:
+        yield context
+    finally:
+        context.try_shutdown()
+        if previous is None:
+            os.environ.pop("ROS_DOMAIN_ID", None)
+        else:
+            os.environ["ROS_DOMAIN_ID"] = previous
