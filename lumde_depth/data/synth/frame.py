@@ -1,0 +1,136 @@
+"""One synthetic frame: camera image, exact dense depth, LiDAR scan and its projection.
+
+Both sensors cast the same scene snapshot. The camera's depth is the ray parameter of rays whose
+optical-axis component is 1, i.e. exactly KITTI's z-depth; the LiDAR's scan is cast from the
+Velodyne's own origin, so its projection shows the parallax / see-through artifacts of real KITTI
+sparse depth. The sparse depth map is :func:`lumde_depth.geometry.project_points` of the very
+float32 points written to the ``.bin`` file, with the calibration written next to it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import correlate1d
+
+from lumde_depth.data.synth.camera import camera_rays
+from lumde_depth.data.synth.lidar import LidarConfig, lidar_returns, ray_grid
+from lumde_depth.data.synth.raycast import (PLANE, Primitives, any_hit_towards, camera_rects, cast_grid, lidar_rects,
+                                            surface_frame)
+from lumde_depth.data.synth.scene import SIDEWALK, SKY, Scene
+from lumde_depth.data.synth.texture import HORIZON, sky, surface
+from lumde_depth.geometry.calibration import Calibration
+from lumde_depth.geometry.projection import project_points
+
+
+@dataclass
+class Frame:
+    """Everything generated for one instant (arrays in the camera image grid unless stated)."""
+
+    rgb: np.ndarray            # (H, W, 3) uint8
+    depth: np.ndarray          # (H, W) float32 exact z-depth (m), 0 = sky or beyond the dense range
+    material: np.ndarray       # (H, W) int8 material id (scene.SKY = -1)
+    points: np.ndarray         # (M, 4) float32 x, y, z, intensity in the Velodyne frame (the .bin)
+    sparse: np.ndarray         # (H, W) float32 projected LiDAR depth (m), 0 = none
+    groundtruth: np.ndarray    # (H, W) float32 KITTI-like ground truth: depth <= gt range, not sky
+    T_world_vehicle: np.ndarray  # 4x4 pose of the Velodyne frame
+    time: float
+
+
+class Renderer:
+    """Renders frames of scenes for one sensor rig (camera calibration + LiDAR model)."""
+
+    def __init__(self, calib: Calibration, lidar: LidarConfig, gt_max_depth: float = 80.0,
+                 dense_max_depth: float = 250.0, view_range: float = 300.0) -> None:
+        if calib.T_cam_lidar is None or calib.width is None or calib.height is None:
+            raise ValueError("the renderer needs a calibration with T_cam_lidar, width and height")
+        self.calib, self.lidar = calib, lidar
+        self.gt_max_depth, self.dense_max_depth, self.view_range = gt_max_depth, dense_max_depth, view_range
+        self.rays = camera_rays(calib)
+        self.T_vehicle_cam = np.linalg.inv(calib.T_cam_lidar)
+        self.lidar_dirs, self.elevations, self.azimuth0 = ray_grid(lidar)
+        self.azimuth_step = 2 * np.pi / self.lidar_dirs.shape[1]
+
+    def render(self, scene: Scene, time: float, T_world_vehicle: np.ndarray, rng: np.random.Generator) -> Frame:
+        x = T_world_vehicle[0, 3]
+        prims = scene.at(time, x - self.lidar.max_range, x + self.view_range)
+        rgb, depth, material = self._camera(scene, prims, T_world_vehicle, rng)
+        points = self._lidar(scene, prims, T_world_vehicle, rng)
+        c = self.calib
+        sparse = project_points(points, c.T_cam_lidar, c.P, c.width, c.height)
+        groundtruth = np.where(depth <= self.gt_max_depth, depth, 0.0).astype(np.float32)
+        return Frame(rgb=rgb, depth=depth, material=material, points=points, sparse=sparse,
+                     groundtruth=groundtruth, T_world_vehicle=T_world_vehicle, time=time)
+
+    def _camera(self, scene: Scene, prims: Primitives, T_world_vehicle: np.ndarray, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        c = self.calib
+        T_world_cam = T_world_vehicle @ self.T_vehicle_cam
+        origin = T_world_cam[:3, 3]
+        dirs = self.rays @ T_world_cam[:3, :3].T
+        rects = camera_rects(prims, np.linalg.inv(T_world_cam), c.K, c.width, c.height)
+        t, idx = cast_grid(prims, origin, dirs, rects)
+        t, idx, dirs = t.reshape(-1), idx.reshape(-1), dirs.reshape(-1, 3)
+        hit = np.flatnonzero(idx >= 0)
+        colour = np.empty((t.size, 3))
+        empty = np.flatnonzero(idx < 0)
+        up = dirs[empty]
+        colour[empty] = sky(up / np.linalg.norm(up, axis=1, keepdims=True), scene.sun)
+        material = np.full(t.shape, SKY, dtype=np.int8)
+        if hit.size:
+            pid = idx[hit]
+            points = origin + t[hit, None] * dirs[hit]
+            local, normals = surface_frame(prims, pid, points)
+            albedo, _, _ = surface(prims, pid, points, local, normals, scene.road)
+            cos_sun = normals @ scene.sun
+            # shadows are cast onto what lies near the ground (road, sidewalks, car flanks), where
+            # they make colour edges without depth edges; casters are everything but the slabs
+            lit = np.flatnonzero((cos_sun > 0.0) & (points[:, 2] < 1.0))
+            shadow = np.zeros(hit.size, dtype=bool)
+            shadow[lit] = any_hit_towards(prims, points[lit] + 1e-3 * normals[lit], scene.sun,
+                                          np.flatnonzero((prims.kind != PLANE) & (prims.material != SIDEWALK)))
+            light = 0.32 + 0.12 * normals[:, 2] + 0.95 * np.where(shadow, 0.0, np.clip(cos_sun, 0.0, 1.0))
+            shaded = albedo * (light[:, None] * np.array([1.0, 0.97, 0.92]))
+            haze = (1.0 - np.exp(-t[hit] / 900.0))[:, None]
+            colour[hit] = shaded + (HORIZON - shaded) * haze
+            material[hit] = prims.material[pid]
+        depth = np.where((idx >= 0) & (t <= self.dense_max_depth), t, 0.0).astype(np.float32)
+        image = colour.reshape(c.height, c.width, 3).astype(np.float32) * np.float32(rng.uniform(0.85, 1.1))
+        rgb = _to_srgb8(_soften(image), rng)
+        return rgb, depth.reshape(c.height, c.width), material.reshape(c.height, c.width)
+
+    def _lidar(self, scene: Scene, prims: Primitives, T_world_vehicle: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+        R, origin = T_world_vehicle[:3, :3], T_world_vehicle[:3, 3]
+        dirs = self.lidar_dirs @ R.T
+        rects = lidar_rects(prims, np.linalg.inv(T_world_vehicle), self.elevations, self.azimuth0,
+                            self.azimuth_step, self.lidar.max_range)
+        t, idx = cast_grid(prims, origin, dirs, rects)
+        t, idx = t.reshape(-1), idx.reshape(-1)
+        hit = np.flatnonzero((idx >= 0) & (t <= self.lidar.max_range + 1.0))
+        pid = idx[hit]
+        world_dirs = dirs.reshape(-1, 3)[hit]
+        points = origin + t[hit, None] * world_dirs
+        local, normals = surface_frame(prims, pid, points)
+        _, reflect, glass = surface(prims, pid, points, local, normals, scene.road)
+        keep, ranges, intensity = lidar_returns(self.lidar, rng, world_dirs, t[hit], normals, reflect, glass)
+        xyz = self.lidar_dirs.reshape(-1, 3)[hit[keep]] * ranges[:, None]
+        return np.concatenate([xyz, intensity[:, None]], axis=1).astype(np.float32)
+
+
+_BLUR = np.array([0.25, 0.5, 0.25], dtype=np.float32)
+_GAMMA_LUT = (np.linspace(0.0, 1.0, 4096) ** (1 / 2.2) * 255.0).astype(np.float32)
+"""Linear radiance (12-bit steps) -> sRGB-like 8-bit scale (gamma 2.2)."""
+
+
+def _soften(image: np.ndarray) -> np.ndarray:
+    """A [1 2 1]/4 blur in both directions: the optics' softness, and less aliasing than one ray per pixel."""
+    return correlate1d(correlate1d(image, _BLUR, axis=0, mode="nearest"), _BLUR, axis=1, mode="nearest")
+
+
+def _to_srgb8(linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gamma-encode linear radiance in [0, 1] to uint8 with about 1.5 levels of sensor noise."""
+    index = (np.clip(linear, 0.0, 1.0) * np.float32(4095.0) + np.float32(0.5)).astype(np.int32)
+    out = _GAMMA_LUT[index]
+    out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(1.5)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

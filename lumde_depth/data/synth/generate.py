@@ -1,0 +1,182 @@
+"""Generate synthetic KITTI-like drives: scenes, ego-motion, frames, files.
+
+Deterministic per seed: every sequence's scene and trajectory and every frame's noise come from
+their own ``numpy.random.SeedSequence([seed, sequence, ...])``, so the files are byte-identical
+whatever the number of worker processes or the order they finish in.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from lumde_depth.config import ConfigError, field
+from lumde_depth.data.synth.camera import T_vehicle_imu, kitti_rig
+from lumde_depth.data.synth.frame import Frame, Renderer
+from lumde_depth.data.synth.lidar import LidarConfig
+from lumde_depth.data.synth.scene import Scene, build_scene
+from lumde_depth.data.synth.sequence import EgoMotion, frame_times, oxts_packets
+from lumde_depth.data.synth.writers import (write_dc_frame, write_raw_frame, write_raw_meta,
+                                            write_selection_frame, written_calibration)
+
+LAYOUTS = ("kitti_dc", "kitti_raw")
+
+
+@dataclass
+class SynthConfig:
+    """What ``lumde synth`` generates (yaml keys of ``--config``, or ``--set key=value``)."""
+
+    frames: int = field(20, low=1, high=10_000_000, doc="frames in total, spread evenly over the sequences")
+    sequences: int = field(2, low=1, high=9999, doc="drives (scenes); kitti_dc puts the last ones in val")
+    val_sequences: int = field(-1, low=-1, high=9999,
+                               doc="kitti_dc: drives in val (-1: one in five, at least one when there are two)")
+    seed: int = field(0, low=0, doc="random seed; the same seed gives byte-identical files")
+    layout: str = field("kitti_dc", choices=LAYOUTS, doc="kitti_dc (depth completion + raw) or kitti_raw")
+    workers: int = field(2, low=1, high=256, doc="processes rendering frames")
+    camera_scale: float = field(1.0, low=0.05, high=1.0, doc="image size relative to KITTI's 1242x375")
+    gt_max_depth: float = field(80.0, low=1.0, high=255.0, doc="range of the KITTI-like ground truth (m)")
+    dense_max_depth: float = field(250.0, low=1.0, high=255.0, doc="range of the dense depth (m)")
+    speed_min: float = field(5.0, low=0.0, high=40.0, doc="slowest mean ego speed (m/s)")
+    speed_max: float = field(12.0, low=0.0, high=40.0, doc="fastest mean ego speed (m/s)")
+    parked_rate: float = field(0.55, low=0.0, high=1.0, doc="share of parking slots with a car")
+    moving_cars: int = field(6, low=0, high=50, doc="moving cars per drive (half of them oncoming)")
+    lidar: LidarConfig = field(default_factory=LidarConfig, doc="spinning LiDAR model")
+
+
+def split_frames(frames: int, sequences: int) -> list[int]:
+    """Frames per sequence: ``frames`` spread as evenly as possible, earlier sequences first."""
+    if frames < sequences:
+        raise ConfigError(f"{frames} frames cannot fill {sequences} sequences: ask for at least one frame per "
+                         f"sequence (--frames >= --sequences)")
+    return [frames // sequences + (k < frames % sequences) for k in range(sequences)]
+
+
+def val_sequence_count(config: SynthConfig) -> int:
+    if config.val_sequences >= 0:
+        if config.val_sequences > config.sequences:
+            raise ConfigError(f"val_sequences={config.val_sequences} exceeds sequences={config.sequences}")
+        return config.val_sequences
+    return 0 if config.sequences < 2 else max(1, config.sequences // 5)
+
+
+@dataclass
+class Drive:
+    """One sequence: its scene, trajectory and frame times."""
+
+    scene: Scene
+    ego: EgoMotion
+    times: np.ndarray
+
+    @staticmethod
+    def create(config: SynthConfig, sequence: int, frames: int) -> "Drive":
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, sequence]))
+        speed = float(rng.uniform(config.speed_min, config.speed_max))
+        times = frame_times(rng, frames)
+        duration = float(times[-1]) + 0.1
+        x_end = (speed + 2.0) * duration + 320.0
+        scene = build_scene(rng, -config.lidar.max_range - 10.0, x_end, duration, speed, config.parked_rate,
+                            config.moving_cars)
+        return Drive(scene=scene, ego=EgoMotion.random(rng, scene.ego_lane_y, speed), times=times)
+
+
+class Generator:
+    """Renders and writes frames; one per process (scenes and renderer are cached)."""
+
+    def __init__(self, config: SynthConfig, out: Path) -> None:
+        self.config, self.out = config, Path(out)
+        self.rig = kitti_rig(config.camera_scale)          # what the calibration files get
+        self.calib = written_calibration(self.rig)          # what readers of those files get back
+        self.renderer = Renderer(self.calib, config.lidar, config.gt_max_depth, config.dense_max_depth)
+        if config.speed_min > config.speed_max:
+            raise ConfigError(f"speed_min={config.speed_min} is above speed_max={config.speed_max}")
+        self.counts = split_frames(config.frames, config.sequences)
+        self.n_val = val_sequence_count(config) if config.layout == "kitti_dc" else 0
+        self.raw_root = self.out / "raw" if config.layout == "kitti_dc" else self.out
+        self._drives: dict[int, Drive] = {}
+
+    def drive(self, sequence: int) -> Drive:
+        """The sequence's drive; only the last one is kept (frames come sequence by sequence)."""
+        if sequence not in self._drives:
+            self._drives = {sequence: Drive.create(self.config, sequence, self.counts[sequence])}
+        return self._drives[sequence]
+
+    def split(self, sequence: int) -> str:
+        return "val" if sequence >= self.config.sequences - self.n_val else "train"
+
+    def render(self, sequence: int, index: int) -> Frame:
+        drive = self.drive(sequence)
+        time = float(drive.times[index])
+        rng = np.random.default_rng(np.random.SeedSequence([self.config.seed, sequence, 1, index]))
+        return self.renderer.render(drive.scene, time, drive.ego.pose(time), rng)
+
+    def write(self, sequence: int, index: int) -> tuple[int, float]:
+        """Render and write one frame; returns its LiDAR point count and projected density."""
+        frame = self.render(sequence, index)
+        write_raw_frame(self.raw_root, sequence, index, frame)
+        if self.config.layout == "kitti_dc":
+            split = self.split(sequence)
+            write_dc_frame(self.out, split, sequence, index, frame)
+            if split == "val":
+                write_selection_frame(self.out, sequence, index, frame, self.calib)
+        return len(frame.points), float((frame.sparse > 0).mean())
+
+    def write_meta(self) -> None:
+        """Calibration, timestamps and OXTS packets of every drive (cheap: done in the parent process)."""
+        start = datetime(2000, 1, 1, 12, 0, 0)
+        for sequence in range(self.config.sequences):
+            drive = self.drive(sequence)
+            write_raw_meta(self.raw_root, sequence, self.rig, drive.times, start + timedelta(minutes=sequence),
+                           oxts_packets(drive.ego, drive.times, T_vehicle_imu()))
+
+    def tasks(self) -> Iterator[tuple[int, int]]:
+        for sequence, count in enumerate(self.counts):
+            for index in range(count):
+                yield sequence, index
+
+
+_WORKER: Generator | None = None
+
+
+def _init_worker(config: SynthConfig, out: Path) -> None:
+    global _WORKER
+    _WORKER = Generator(config, out)
+
+
+def _work(task: tuple[int, int]) -> tuple[int, float]:
+    assert _WORKER is not None
+    return _WORKER.write(*task)
+
+
+def generate(config: SynthConfig, out: str | Path, progress: bool = True) -> dict[str, float]:
+    """Write ``config.frames`` frames under ``out``; returns summary figures (frames, mean points,
+    mean projected density)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    gen = Generator(config, out)
+    gen.write_meta()
+    tasks = list(gen.tasks())
+    results = []
+    if config.workers == 1 or len(tasks) == 1:
+        with tqdm(total=len(tasks), desc="lumde synth", unit="frame", disable=not progress) as bar:
+            for task in tasks:
+                results.append(gen.write(*task))
+                bar.update()
+    else:
+        # fork: workers start at once with the parent's imports (spawn re-imports torch via lumde_depth.data);
+        # the workers are forked (at the first submission) before the progress bar starts its thread
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context(method),
+                                 initializer=_init_worker, initargs=(config, out)) as pool:
+            done = pool.map(_work, tasks, chunksize=max(1, len(tasks) // (config.workers * 8)))
+            with tqdm(total=len(tasks), desc="lumde synth", unit="frame", disable=not progress) as bar:
+                for result in done:
+                    results.append(result)
+                    bar.update()
+    points, density = np.array(results, dtype=np.float64).T
+    return {"frames": float(len(tasks)), "points": float(points.mean()), "density": float(density.mean())}
