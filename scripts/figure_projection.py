@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lumde_depth.geometry import project_to_pixels, read_kitti_object_calib, splat_nearest  # noqa: E402
-from lumde_depth.ros.pipeline import colorize  # noqa: E402
+from lumde_depth.viz import colorize, colour_bar  # noqa: E402
 
 NEAR, FAR = 3.0, 80.0
 BAR_HEIGHT = 28
@@ -37,19 +37,6 @@ def dots(rows: np.ndarray, cols: np.ndarray, z: np.ndarray, height: int, width: 
     zz = np.repeat(z, dr.size)
     inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
     return splat_nearest(rows[inside], cols[inside], zz[inside], height, width)
-
-
-def colour_bar(width: int) -> Image.Image:
-    """A turbo bar from NEAR to FAR (log scale) with tick labels in metres."""
-    depth = np.geomspace(NEAR, FAR, width)[None, :].repeat(BAR_HEIGHT // 2, 0)
-    bar = Image.new("RGB", (width, BAR_HEIGHT), (0, 0, 0))
-    bar.paste(Image.fromarray(colorize(depth, NEAR, FAR)), (0, 0))
-    draw = ImageDraw.Draw(bar)
-    for metres in (3, 5, 10, 20, 40, 80):
-        x = int((np.log(metres) - np.log(NEAR)) / (np.log(FAR) - np.log(NEAR)) * (width - 1))
-        draw.line([(x, 0), (x, BAR_HEIGHT // 2)], fill=(255, 255, 255))
-        draw.text((min(x + 2, width - 40), BAR_HEIGHT // 2 + 2), f"{metres} m", fill=(255, 255, 255))
-    return bar
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     picture[hit] = colorize(depth, NEAR, FAR)[hit]
     canvas = Image.new("RGB", (width, height + BAR_HEIGHT))
     canvas.paste(Image.fromarray(picture), (0, 0))
-    canvas.paste(colour_bar(width), (0, height))
+    canvas.paste(Image.fromarray(colour_bar(width, NEAR, FAR, ticks=(3, 5, 10, 20, 40, 80), height=BAR_HEIGHT)),
+                 (0, height))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(args.out, optimize=True)
     print(f"{args.out}: {len(z):,} of {len(scan):,} points in view, "
