@@ -1,0 +1,151 @@
+"""Export to ONNX / TorchScript (outputs match PyTorch, dynamic sizes, metadata), and the
+``lumde export`` / ``lumde bench`` commands."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lumde_depth.cli.main import main
+from lumde_depth.engine.export import (DepthOnly, ExportError, export_model, export_onnx, read_export_meta,
+                                       run_exported, verify_export)
+from lumde_depth.engine.profile import (count_flops, count_params, example_inputs, measure_latency, parse_spec,
+                                        profile_spec)
+from lumde_depth.models import build
+from lumde_depth.models.io import save_model
+
+torch.set_num_threads(1)
+META = {"input_size": [32, 64], "depth_range": [0.1, 80.0], "kind": "completion"}
+
+
+@pytest.mark.parametrize("name, kwargs", [("cdspn", {"scale": 32}), ("lspkd_student", {"width": 0.125})])
+def test_exports_match_pytorch(tmp_path, name, kwargs):
+    torch.manual_seed(0)
+    model = build(name, **kwargs).eval()
+    # exported at 32x64, checked at 40x52 (not a multiple of the stride): the axes are dynamic
+    results = export_model(model, tmp_path, ("onnx", "torchscript"), input_size=(32, 64), meta=META,
+                           name=name, verify_size=(40, 52))
+    assert [r.format for r in results] == ["onnx", "torchscript"]
+    for r in results:
+        assert r.path.is_file()
+        assert r.max_rel_diff < 1e-4, r.as_dict()
+        meta = read_export_meta(r.path)
+        assert meta["arch"] == name and meta["arch_kwargs"] == kwargs
+        assert meta["input_size"] == [32, 64] and meta["depth_range"] == [0.1, 80.0]
+        assert meta["kind"] == "completion" and meta["format"] == r.format
+    # batch 2 through onnxruntime gives the same depth as PyTorch, sample by sample
+    inputs = example_inputs(model, (24, 40), batch=2, seed=5)
+    with torch.no_grad():
+        expected = DepthOnly(model)(*inputs).numpy()
+    got = run_exported(results[0].path, inputs)
+    assert got.shape == (2, 1, 24, 40)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_onnx_is_opset_17_with_depth_output(tmp_path):
+    import onnx
+    path = export_onnx(build("lspkd_student", width=0.125), tmp_path / "s.onnx", (32, 32), META)
+    proto = onnx.load(str(path))
+    assert proto.opset_import[0].version >= 17
+    assert [o.name for o in proto.graph.output] == ["depth"]
+    assert [i.name for i in proto.graph.input] == ["rgb", "sparse"]
+    with pytest.raises(ValueError, match="opset"):
+        export_onnx(build("cdspn"), tmp_path / "c.onnx", (32, 32), META, opset=13)
+
+
+def test_verify_detects_a_different_model(tmp_path):
+    torch.manual_seed(0)
+    path = export_onnx(build("lspkd_student", width=0.125), tmp_path / "a.onnx", (32, 32), META)
+    torch.manual_seed(1)
+    _, rel = verify_export(path, build("lspkd_student", width=0.125).eval(), (32, 32))
+    assert rel > 1e-3
+
+
+def test_export_errors(tmp_path):
+    with pytest.raises(ExportError, match="not found"):
+        read_export_meta(tmp_path / "missing.onnx")
+
+    class NoDepth(torch.nn.Module):
+        def forward(self, rgb):
+            return rgb.mean((1, 2, 3))
+
+    with pytest.raises(ExportError, match="only depth networks"):
+        export_onnx(NoDepth(), tmp_path / "x.onnx", (8, 8), META)
+    class TwoFrames(torch.nn.Module):  # like a pose net
+        def forward(self, rgb_a, rgb_b):
+            return {"depth": rgb_a - rgb_b}
+
+    with pytest.raises(ExportError, match="only depth networks"):
+        export_onnx(TwoFrames(), tmp_path / "p.onnx", (8, 8), META)
+
+
+def test_cli_export_model_file(tmp_path, capsys):
+    model_file = save_model(tmp_path / "student.pt", build("cdspn", scale=32), META)
+    rc = main(["export", str(model_file), "--out", str(tmp_path / "out"), "--format", "onnx",
+               "--input-size", "32", "48"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert (tmp_path / "out" / "student.onnx").is_file() and not (tmp_path / "out" / "student.pt").exists()
+    assert "max |diff| vs PyTorch" in out and "ok" in out
+    assert read_export_meta(tmp_path / "out" / "student.onnx")["input_size"] == [32, 48]
+
+
+def test_cli_export_config(tmp_path, capsys):
+    model_file = save_model(tmp_path / "m.pt", build("lspkd_student", width=0.125), META)
+    cfg = tmp_path / "export.yaml"
+    cfg.write_text(f"model: {model_file}\nout: {tmp_path / 'exp'}\nformat: torchscript\nname: small\n")
+    assert main(["export", "--config", str(cfg)]) == 0
+    assert (tmp_path / "exp" / "small.pt").is_file()
+    assert read_export_meta(tmp_path / "exp" / "small.pt")["input_size"] == META["input_size"]
+    cfg.write_text(f"model: {model_file}\nformt: onnx\n")
+    assert main(["export", "--config", str(cfg)]) == 2
+    assert "did you mean 'format'" in capsys.readouterr().err
+
+
+def test_cli_export_needs_a_model(capsys):
+    assert main(["export"]) == 2
+    assert "MODEL_FILE or --config" in capsys.readouterr().err
+
+
+def test_profile_counts_flops_and_params_exactly():
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 8, 3, padding=1)
+
+        def forward(self, rgb, sparse):
+            return {"depth": self.conv(torch.cat((rgb, sparse), 1))[:, :1]}
+
+    tiny = Tiny()
+    assert count_params(tiny) == 4 * 8 * 9 + 8
+    assert count_flops(tiny, (16, 20)) == 2 * 8 * 4 * 9 * 16 * 20  # a multiply-add counts 2
+    lat = measure_latency(tiny, (16, 20), runs=3, warmup=1)
+    assert lat["runs"] == 3 and 0 < lat["min_ms"] <= lat["median_ms"]
+    # FLOPs grow with the resolution: 4x the pixels, 4x the FLOPs (no padding at these sizes)
+    cdspn = build("cdspn", scale=32)
+    assert count_flops(cdspn, (64, 128)) == 4 * count_flops(cdspn, (32, 64))
+
+
+def test_model_specs():
+    assert parse_spec("lspkd_student:width=0.125,adapters=true") == ("lspkd_student",
+                                                                    {"width": 0.125, "adapters": True})
+    assert parse_spec("cdspn") == ("cdspn", {})
+    with pytest.raises(ValueError, match="key=value"):
+        parse_spec("cdspn:64")
+    row = profile_spec("cdspn:scale=32", sizes=[(32, 64)], latency_size=None)
+    assert row["paper_params_m"] == 0.4 and abs(row["params_m"] - 0.37) < 0.01
+    assert "latency_ms" not in row and row["gflops"]["64x32"] > 0
+
+
+def test_cli_bench_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--models", "lspkd_student:width=0.125", "--runs", "1", "--json", str(out),
+               "sizes=[[32, 64]]", "latency_size=[32, 32]"])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    assert row["model"] == "lspkd_student:width=0.125" and row["latency_runs"] == 1
+    assert row["paper_params_m"] == 0.66 and row["paper_gflops"] == {"304x228": 1.46}
+    assert "| `lspkd_student:width=0.125` |" in capsys.readouterr().out
+    assert main(["bench", "--models", "cdpsn"]) == 2
+    assert "did you mean 'cdspn'" in capsys.readouterr().err
