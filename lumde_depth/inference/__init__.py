@@ -1,1 +1,4 @@
-"""lumde_depth.inference."""
+"""Inference: numpy in, numpy out depth completion (torch CUDA/CPU, onnxruntime, classical IP-Basic)."""
+from lumde_depth.inference.completer import DEFAULT_MODEL, DepthCompleter
+
+__all__ = ["DEFAULT_MODEL", "DepthCompleter"]

@@ -1,0 +1,203 @@
+"""End-to-end latency of lumde_depth_node over real DDS, per backend, KITTI-sized frames at 10 Hz.
+
+Three processes per backend: a publisher (test/node_harness.py: image 1242x375 rgb8, camera_info,
+~120k-point cloud, at --rate for --seconds), the node, and this script listening to depth/image
+and /diagnostics. Latency = arrival of depth/image here minus its image stamp (the publisher's
+clock, same host). Also: output rate, sets lost (published - answered), the node's own drop
+counter, node CPU (% of one core) and peak RSS from /proc, and message conversion alone.
+
+    .venv/bin/python bench/node_latency.py                 # 60 s per backend
+    .venv/bin/python bench/node_latency.py --seconds 15    # quick run
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "test"), str(ROOT / "bench")]
+
+import node_harness as harness  # noqa: E402
+from _report import machine, write_section  # noqa: E402
+
+from lumde_depth.inference import DEFAULT_MODEL  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime + stime
+
+
+def proc_peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def model_file(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
+    """The shipped student when it exists, else a random-init cdspn x32 (same cost, untrained)."""
+    if args.model:
+        return Path(args.model), Path(args.model).name
+    if DEFAULT_MODEL.is_file():
+        return DEFAULT_MODEL, "shipped student"
+    import torch
+
+    from lumde_depth.models import build
+    from lumde_depth.models.io import save_model
+    torch.manual_seed(0)
+    path = save_model(workdir / "cdspn32.pt", build("cdspn", scale=32),
+                      {"input_size": list(args.input_size), "depth_range": [0.5, 80.0], "kind": "completion"})
+    return path, "cdspn x32, random init (the shipped student does not exist yet)"
+
+
+def conversion_ms(frame: dict[str, np.ndarray], runs: int = 30) -> dict[str, float]:
+    """Median milliseconds of each message <-> numpy conversion the node does per frame."""
+    from lumde_depth.geometry import organized_cloud
+    from lumde_depth.ros import convert
+    header = convert.make_header(0, "camera")
+    rgb, points = frame["rgb"], frame["points"].astype(np.float32)
+    image, cloud = convert.numpy_to_image(rgb, "rgb8", header), convert.xyzi_to_cloud(points, header)
+    depth = np.full(rgb.shape[:2], 10.0, np.float32)
+    structured = organized_cloud(depth, frame["P"], rgb)
+    jobs = {"image -> numpy": lambda: convert.image_to_numpy(image),
+            "cloud -> xyz": lambda: convert.cloud_to_xyz(cloud),
+            "depth -> Image": lambda: convert.numpy_to_image(depth, "32FC1", header),
+            "organized cloud -> PointCloud2": lambda: convert.structured_to_cloud(structured, header)}
+    out = {}
+    for name, job in jobs.items():
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            job()
+            times.append(1e3 * (time.perf_counter() - t0))
+        out[name] = float(np.median(times))
+    return out
+
+
+def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file: Path, workdir: Path,
+                domain: int) -> dict[str, object]:
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from lumde_depth.ros import convert
+    frame = dict(np.load(frame_file))
+    env = harness.ros_env(domain)
+    env["LUMDE_CACHE"] = str(workdir / "cache")
+    params = {"model": str(model), "backend": backend, "device": "cpu", "input_height": args.input_size[0],
+              "input_width": args.input_size[1], "T_cam_lidar": frame["T"].ravel(), "decimation": 1,
+              "threads": args.threads, "diagnostics_period": 1.0}
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    listener = rclpy.create_node("lumde_bench_listener", context=context)
+    arrivals: list[tuple[int, int]] = []
+    diagnostics: list[dict[str, str]] = []
+    listener.create_subscription(Image, "depth/image", lambda m: arrivals.append(
+        (convert.stamp_to_ns(m.header.stamp), time.time_ns())),
+        QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    listener.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diagnostics.extend(
+        {kv.key: kv.value for kv in s.values} for s in m.status if "lumde_depth_node" in s.name), 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(listener)
+    node = harness.start_node(params, log=workdir / f"node_{backend}.log", env=env)
+    try:
+        # wait for the node (model load, ONNX export on first use) before publishing
+        deadline = time.monotonic() + 300
+        while not listener.count_publishers("depth/image") and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+            if node.poll() is not None:
+                raise RuntimeError(f"node exited: {(workdir / f'node_{backend}.log').read_text()}")
+        pub = harness.start_publisher(frame_file, rate=args.rate, count=0, seconds=args.seconds, env=env)
+        cpu0, t0 = proc_cpu_seconds(node.pid), time.monotonic()
+        first_arrival = None
+        while pub.poll() is None:
+            executor.spin_once(timeout_sec=0.05)
+            if arrivals and first_arrival is None:
+                first_arrival, cpu0, t0 = len(arrivals), proc_cpu_seconds(node.pid), time.monotonic()
+        cpu = (proc_cpu_seconds(node.pid) - cpu0) / max(time.monotonic() - t0, 1e-9)
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        rss = proc_peak_rss_mb(node.pid)
+        published = [line for line in pub.stdout.read().splitlines() if line.startswith("{")]
+    finally:
+        harness.stop(node)
+        executor.shutdown()
+        listener.destroy_node()
+        context.try_shutdown()
+    latency = np.array([(arrive - stamp) / 1e6 for stamp, arrive in arrivals])
+    span = (arrivals[-1][1] - arrivals[0][1]) / 1e9 if len(arrivals) > 1 else float("nan")
+    diag = diagnostics[-1] if diagnostics else {}
+    return {"backend": backend, "published": len(published), "answered": len(arrivals),
+            "rate": (len(arrivals) - 1) / span if len(arrivals) > 1 else 0.0,
+            "p50": float(np.percentile(latency, 50)) if latency.size else float("nan"),
+            "p99": float(np.percentile(latency, 99)) if latency.size else float("nan"),
+            "dropped": diag.get("dropped (replaced before processing)", "?"),
+            "cpu": 100.0 * cpu, "rss": rss,
+            "stages": {k.replace(" mean (ms)", ""): v for k, v in diag.items() if k.endswith("mean (ms)")}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0, help="publishing time per backend")
+    parser.add_argument("--rate", type=float, default=10.0, help="publishing rate (Hz)")
+    parser.add_argument("--backends", nargs="+", default=["onnxruntime", "torch", "classical"])
+    parser.add_argument("--input-size", type=int, nargs=2, default=(128, 416), metavar=("H", "W"))
+    parser.add_argument("--threads", type=int, default=0, help="node inference threads (0 = library default)")
+    parser.add_argument("--model", default="", help="model file (default: the shipped student)")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    args = parser.parse_args()
+    from conftest import shared_data_dir
+    shared = shared_data_dir()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        frame = harness.kitti_frame(shared if shared.is_dir() else None)
+        source = f"KITTI object frame {harness.KITTI_FRAME}" if shared.is_dir() else "generated KITTI-sized frame"
+        frame_file = harness.save_frame(workdir / "frame.npz", frame)
+        model, model_name = model_file(args, workdir)
+        conv = conversion_ms(frame)
+        load_before = os.getloadavg()[0]
+        rows = [run_backend(b, args, model, frame_file, workdir, 60 + i) for i, b in enumerate(args.backends)]
+        load_after = os.getloadavg()[0]
+    h, w = frame["rgb"].shape[:2]
+    lines = [f"Machine: {machine()}; 1-minute load average {load_before:.1f} before and {load_after:.1f} after "
+             f"the run (other work on the machine slows every figure below when it is above ~1).",
+             f"Input: {source}, {w}x{h} rgb8 + camera_info + {len(frame['points'])}-point cloud at "
+             f"{args.rate:g} Hz for {args.seconds:g} s per backend, over loopback DDS (rmw_fastrtps_cpp, default "
+             f"transports). Model: {model_name}, network input {args.input_size[1]}x{args.input_size[0]} "
+             f"(exact rescaling, see DepthCompleter; the classical backend is IP-Basic at full resolution). "
+             f"Latency = depth/image arrival in a third process minus the image stamp. CPU in % of one core.", "",
+             "| backend | sets published | depth answered | output rate (Hz) | latency p50 (ms) | latency p99 (ms) "
+             "| dropped by node | node CPU (%) | node peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['backend']} | {r['published']} | {r['answered']} | {r['rate']:.2f} | {r['p50']:.0f} | "
+                     f"{r['p99']:.0f} | {r['dropped']} | {r['cpu']:.0f} | {r['rss']:.0f} |")
+    stage_names = sorted({k for r in rows for k in r["stages"]})
+    lines += ["", "Node stage means (ms, from /diagnostics):", "",
+              "| stage | " + " | ".join(r["backend"] for r in rows) + " |", "|---|" + "---|" * len(rows)]
+    lines += [f"| {s} | " + " | ".join(str(r["stages"].get(s, "-")) for r in rows) + " |" for s in stage_names]
+    lines += ["", "Message conversion alone (median ms, this process):", "", "| conversion | ms |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in conv.items()]
+    lines += ["", "Run: `.venv/bin/python bench/node_latency.py` (add `--seconds 15` for a quick run)."]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("node_latency", "## Node latency (`bench/node_latency.py`)\n\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

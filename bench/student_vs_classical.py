@@ -1,0 +1,154 @@
+"""The shipped student against the classical baseline (IP-Basic), on held-out and real data.
+
+Run: ``.venv/bin/python bench/student_vs_classical.py [--model FILE] [--frames 12]``.
+Writes the table into ``docs/model_card.md`` (section ``student_vs_classical``).
+
+Sets, each through ``DepthCompleter.complete`` at the camera's full resolution, as the node runs it:
+
+- ``synthetic held-out``: frames rendered in memory from a seed the student never saw (KITTI-like
+  semi-dense ground truth: <= 80 m, no sky); KITTI metrics.
+- ``KITTI object`` / ``KITTI raw`` (real, ../shared/data): no dense ground truth exists, so 20% of
+  the projected LiDAR pixels (seeded) are held out as ground truth and the other 80% are the input
+  (sparse-to-sparse, as in the data README); KITTI metrics.
+- ``Redwood`` (real indoor RGB-D, dense depth): the NYUv2 protocol's 500 sparse samples as input,
+  NYU metrics (m). The student was trained outdoors only; this row shows its limit.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _report import machine, write_section  # noqa: E402
+from lumde_depth.engine.metrics import MetricAccumulator, kitti_metrics, nyu_metrics  # noqa: E402
+from lumde_depth.inference import DepthCompleter  # noqa: E402
+
+MODEL_CARD = ROOT / "docs" / "model_card.md"
+HOLDOUT = 0.2
+Frame = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # rgb, sparse input, gt, K
+
+
+def holdout(sparse: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split the LiDAR pixels: (input with 80% of them, ground truth with the other 20%)."""
+    held = (sparse > 0) & (rng.random(sparse.shape) < HOLDOUT)
+    return np.where(held, 0.0, sparse).astype(np.float32), np.where(held, sparse, 0.0).astype(np.float32)
+
+
+def synthetic_frames(count: int, seed: int) -> Iterator[Frame]:
+    from lumde_depth.data.synth.generate import Generator, SynthConfig
+
+    gen = Generator(SynthConfig(frames=count, sequences=max(1, count // 6), seed=seed), Path("/nonexistent"))
+    for sequence, n in enumerate(gen.counts):
+        for index in range(n):
+            f = gen.render(sequence, index)
+            yield f.rgb, f.sparse, f.groundtruth, gen.calib.K
+
+
+def kitti_object_frames(data: Path, seed: int) -> Iterator[Frame]:
+    from lumde_depth.geometry import read_kitti_object_calib, project_points
+
+    root = data / "kitti_object" / "training"
+    rng = np.random.default_rng(seed)
+    for image_path in sorted((root / "image_2").glob("*.png")):
+        rgb = np.asarray(Image.open(image_path).convert("RGB"))
+        h, w = rgb.shape[:2]
+        calib = read_kitti_object_calib(root / "calib" / f"{image_path.stem}.txt", image_size=(w, h))
+        scan = np.fromfile(root / "velodyne" / f"{image_path.stem}.bin", np.float32).reshape(-1, 4)
+        sparse = project_points(scan, calib.T_cam_lidar, calib.P, w, h)
+        yield (rgb, *holdout(sparse, rng), calib.K)
+
+
+def kitti_raw_frames(data: Path, seed: int) -> Iterator[Frame]:
+    from lumde_depth.data import build_dataset
+
+    rng = np.random.default_rng(seed)
+    ds = build_dataset("kitti_raw", data / "kitti_raw_tiny", "all")
+    for i in range(len(ds)):
+        s = ds[i]
+        rgb = (s["rgb"].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        yield (rgb, *holdout(s["sparse"][0].numpy(), rng), s["K"].numpy())
+
+
+def redwood_frames(data: Path, count: int, seed: int) -> Iterator[Frame]:
+    root = data / "redwood_livingroom"
+    K = np.array([[525.0, 0, 319.5], [0, 525.0, 239.5], [0, 0, 1]], np.float32)
+    rng = np.random.default_rng(seed)
+    images = sorted((root / "image").glob("*.jpg"))
+    depths = sorted((root / "depth").glob("*.png"))
+    for k in np.linspace(0, len(images) - 1, count).astype(int):
+        rgb = np.asarray(Image.open(images[k]).convert("RGB"))
+        gt = np.asarray(Image.open(depths[k]), np.float32) / 1000.0
+        valid = np.flatnonzero(gt > 1e-4)
+        sparse = np.zeros_like(gt)
+        pick = rng.choice(valid, size=min(500, valid.size), replace=False)
+        sparse.flat[pick] = gt.flat[pick]
+        yield rgb, sparse, gt, K
+
+
+def evaluate(completers: dict[str, DepthCompleter], frames: Iterator[Frame],
+             metric: Callable[[np.ndarray, np.ndarray], dict[str, float]]) -> dict[str, dict[str, float]]:
+    accs = {name: MetricAccumulator(metric) for name in completers}
+    for rgb, sparse, gt, K in frames:
+        for name, completer in completers.items():
+            accs[name].update(completer.complete(rgb, sparse, K), gt)
+    return {name: acc.result() for name, acc in accs.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="model file (default: the shipped student)")
+    parser.add_argument("--frames", type=int, default=12, help="synthetic held-out frames")
+    parser.add_argument("--seed", type=int, default=20261121, help="seed of the held-out synthetic drive")
+    parser.add_argument("--data", type=Path,
+                        default=Path(os.environ.get("LUMDE_SHARED_DATA", ROOT.parent / "shared" / "data")))
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    completers = {"student": DepthCompleter.load(args.model, backend="auto"),
+                  "IP-Basic": DepthCompleter.load(backend="classical")}
+    sets: list[tuple[str, str, Iterator[Frame], Callable]] = [
+        ("synthetic held-out (seed %d, %d frames, 1242x375)" % (args.seed, args.frames), "kitti",
+         synthetic_frames(args.frames, args.seed), kitti_metrics)]
+    if args.data.is_dir():
+        sets += [("KITTI object, real (6 frames, 20% LiDAR held out)", "kitti",
+                  kitti_object_frames(args.data, args.seed), kitti_metrics),
+                 ("KITTI raw 2011_09_26_0023, real (5 frames, 20% LiDAR held out)", "kitti",
+                  kitti_raw_frames(args.data, args.seed), kitti_metrics),
+                 ("Redwood living room, real indoor (10 frames, 500 samples)", "nyu",
+                  redwood_frames(args.data, 10, args.seed), nyu_metrics)]
+    rows = []
+    for title, protocol, frames, metric in sets:
+        result = evaluate(completers, frames, metric)
+        for name, m in result.items():
+            rmse = f"{m['rmse']:.1f} mm" if protocol == "kitti" else f"{m['rmse']:.3f} m"
+            extra = (f"MAE {m['mae']:.1f} mm, iRMSE {m['irmse']:.2f} 1/km" if protocol == "kitti"
+                     else f"REL {m['rel']:.3f}, d1 {m['d1']:.3f}")
+            rows.append(f"| {title} | {name} | {rmse} | {extra} |")
+            print(rows[-1], flush=True)
+    student = completers["student"]
+    table = "\n".join([
+        "## Student vs the classical baseline (measured)",
+        "",
+        f"Command: `.venv/bin/python bench/student_vs_classical.py`. Machine: {machine()}. Student backend: "
+        f"{student.backend_name} on {student.device}, network input {student.input_size[1]}x{student.input_size[0]} "
+        "(the image is resized to it and the depth back, as in the node); IP-Basic: lumde_depth's `classical` "
+        "backend. Lower RMSE is better.",
+        "",
+        "| data | method | RMSE | other |",
+        "|---|---|---:|---|",
+        *rows])
+    if not args.no_write:
+        write_section("student_vs_classical", table, doc=MODEL_CARD)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""``DepthCompleter``: numpy in, numpy out depth completion with a trained student.
+
+Geometry of the network input (the pixel convention of :mod:`lumde_depth.geometry`: the centre of
+pixel ``i`` is at coordinate ``i``, so a row of ``W`` pixels spans ``[-0.5, W - 0.5]``):
+
+1. a window of the image is chosen: the whole image (``fit="stretch"``), or the largest window with
+   the network's aspect ratio, centred horizontally and anchored at the bottom where the LiDAR
+   returns are (``fit="crop"``, KITTI depth-completion style);
+2. the window is resized to the network's input size ``(h, w)`` with scale factors
+   ``sx = w / W_win``, ``sy = h / H_win``, so ``fx' = fx sx``, ``cx' = (cx - x0 + 0.5) sx - 0.5``
+   (:meth:`DepthCompleter.network_K` returns it). The RGB image is resampled bilinearly with
+   antialiasing; the sparse depth is *not* interpolated: each valid point moves to the network
+   pixel that contains its centre and the nearest point wins (min pooling over valid points only),
+   so no depth is invented between a foreground and a background return;
+3. the network's depth is clipped to the model's ``depth_range`` and resized back (bilinear, same
+   convention) onto the window; pixels outside the window (``fit="crop"``) are 0 (= no depth).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lumde_depth.geometry.intrinsics import crop_intrinsics, resize_image, resize_sparse_depth, scale_intrinsics
+from lumde_depth.inference.backends import (Backend, OnnxBackend, TorchBackend, candidate_backends, fastest,
+                                            resolve_device)
+from lumde_depth.inference.classical import ip_basic
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "student.pt"
+FITS = ("stretch", "crop")
+
+
+def cache_dir() -> Path:
+    """Where models exported on the fly are kept: ``$LUMDE_CACHE`` or ``~/.cache/lumde_depth``."""
+    return Path(os.environ.get("LUMDE_CACHE", Path.home() / ".cache" / "lumde_depth")) / "onnx"
+
+
+class DepthCompleter:
+    """Dense depth from an RGB image and sparse LiDAR depth (or from RGB alone, monocular models).
+
+    Build it with :meth:`load`; call :meth:`complete` per frame. ``last_timings`` holds the
+    milliseconds spent in ``preprocess``, ``inference`` and ``postprocess`` for the last frame.
+    """
+
+    def __init__(self, backend: Backend | None, meta: dict[str, Any], fit: str = "stretch") -> None:
+        if fit not in FITS:
+            raise ValueError(f"unknown fit '{fit}': use one of {list(FITS)}")
+        self.backend = backend
+        self.meta = meta
+        self.fit = fit
+        self.kind: str = meta.get("kind", "completion")
+        self.depth_range: tuple[float, float] = tuple(float(v) for v in meta.get("depth_range", (0.0, 100.0)))
+        self.input_size: tuple[int, int] | None = tuple(meta["input_size"]) if backend is not None else None
+        self._mean = np.asarray(meta.get("rgb_mean", (0.0, 0.0, 0.0)), np.float32).reshape(3, 1, 1)
+        self._inv_std = 1.0 / np.asarray(meta.get("rgb_std", (1.0, 1.0, 1.0)), np.float32).reshape(3, 1, 1)
+        self.last_timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(cls, path: str | Path | None = None, backend: str = "auto", device: str = "auto", *,
+             input_size: tuple[int, int] | None = None, fit: str = "stretch", threads: int = 0,
+             warmup: int = 2) -> "DepthCompleter":
+        """Load a model file (``lumde_depth.models.io``) or an exported ``.onnx`` model.
+
+        ``path=None`` is the shipped student ``lumde_depth/weights/student.pt``. ``backend``:
+        ``auto`` | ``torch`` | ``onnxruntime`` | ``classical`` (IP-Basic, no model, ``path`` ignored);
+        ``auto`` is torch on CUDA, and on CPU the faster of torch and onnxruntime, timed here
+        (``meta["auto_timings_ms"]``; see :mod:`~lumde_depth.inference.backends`). With onnxruntime
+        a model file is exported once to :func:`cache_dir` (keyed by the file's hash and the input
+        size). ``input_size`` ``(h, w)`` overrides the model's ``meta["input_size"]`` (e.g. a
+        reduced size for a faster CPU run). ``threads`` caps the CPU threads (0 = library default).
+        """
+        device = resolve_device(device)
+        candidates = candidate_backends(backend, device)
+        if candidates == ["classical"]:
+            return cls(None, {"kind": "completion", "depth_range": [0.0, 100.0]}, fit=fit)
+        path = _model_path(path)
+        if threads:
+            torch.set_num_threads(threads)
+        if path.suffix == ".onnx":
+            if "onnxruntime" not in candidates:
+                raise ValueError(f"{path} is an ONNX model: use backend='onnxruntime' (or 'auto'), "
+                                 "or load the .pt model file with the torch backend")
+            from lumde_depth.engine.export import read_export_meta
+
+            meta = read_export_meta(path)
+            size = _input_size(path, meta, input_size)
+            if "dynamic_axes" not in meta and tuple(meta["input_size"]) != size:
+                raise ValueError(f"{path} was exported for input size {meta['input_size']} only; it cannot run "
+                                 f"at {list(size)}: export it again with --input-size {size[0]} {size[1]}")
+            runners: list[Backend] = [OnnxBackend(path, size, threads)]
+        else:
+            from lumde_depth.engine.profile import takes_sparse
+            from lumde_depth.models.io import load_model
+
+            model, meta = load_model(path)
+            size = _input_size(path, meta, input_size)
+            monocular = not takes_sparse(model)
+            meta = {**meta, "kind": "monocular" if monocular else "completion"}
+            runners = [TorchBackend(model, size, monocular, device) if name == "torch" else
+                       OnnxBackend(_cached_onnx(path, model, {**meta, "input_size": list(size)}), size, threads)
+                       for name in candidates]
+        meta = {**meta, "input_size": list(size)}
+        if len(runners) > 1:
+            runner, medians = fastest(runners)
+            meta["auto_timings_ms"] = medians
+        else:
+            runner = runners[0]
+        completer = cls(runner, meta, fit=fit)
+        completer.warm_up(warmup)
+        return completer
+
+    def warm_up(self, runs: int = 2) -> None:
+        """Run the network on empty buffers (first runs pay for allocation and graph set-up)."""
+        for _ in range(runs if self.backend is not None else 0):
+            self.backend.run()
+
+    @property
+    def backend_name(self) -> str:
+        return "classical" if self.backend is None else self.backend.name
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self.backend is None else self.backend.device
+
+    # ------------------------------------------------------------------ geometry
+    def window(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """The image window ``(x0, y0, w, h)`` that is resized to the network input."""
+        if self.input_size is None or self.fit == "stretch":
+            return 0, 0, width, height
+        net_h, net_w = self.input_size
+        if width * net_h > height * net_w:
+            win_w = min(width, round(height * net_w / net_h))
+            return (width - win_w) // 2, 0, win_w, height
+        win_h = min(height, round(width * net_h / net_w))
+        return 0, height - win_h, width, win_h
+
+    def network_K(self, K: np.ndarray, height: int, width: int) -> np.ndarray:
+        """The intrinsics of the network input for an image of ``height x width`` with ``K``."""
+        K = _check_K(K)
+        if self.input_size is None:
+            return K.copy()
+        x0, y0, win_w, win_h = self.window(height, width)
+        return scale_intrinsics(crop_intrinsics(K, y0, x0), self.input_size[1] / win_w, self.input_size[0] / win_h)
+
+    # ------------------------------------------------------------------ per frame
+    def complete(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray) -> np.ndarray:
+        """Dense depth ``(H, W)`` float32 metres (0 = no depth) for ``rgb`` ``(H, W, 3)`` uint8,
+        ``sparse`` ``(H, W)`` float32 metres (0 = no point; may be None for monocular models) and
+        the 3x3 intrinsics ``K`` of that image."""
+        t0 = time.perf_counter()
+        height, width = self._check_inputs(rgb, sparse, K)
+        if self.backend is None:
+            out = ip_basic(sparse, max_depth=self.depth_range[1])
+            self.last_timings = {"preprocess": 0.0, "inference": 1e3 * (time.perf_counter() - t0),
+                                 "postprocess": 0.0}
+            return out
+        x0, y0, win_w, win_h = self.window(height, width)
+        self._write_rgb(rgb[y0:y0 + win_h, x0:x0 + win_w], K)
+        if self.kind != "monocular":
+            self.backend.sparse[0, 0] = resize_sparse_depth(sparse[y0:y0 + win_h, x0:x0 + win_w], K,
+                                                            self.input_size)[0]
+        t1 = time.perf_counter()
+        net = self.backend.run()
+        t2 = time.perf_counter()
+        lo, hi = self.depth_range
+        up = F.interpolate(torch.from_numpy(np.clip(net, lo, hi))[None, None], size=(win_h, win_w),
+                           mode="bilinear", align_corners=False)[0, 0].numpy()
+        if (win_h, win_w) == (height, width):
+            out = np.ascontiguousarray(up)
+        else:
+            out = np.zeros((height, width), np.float32)
+            out[y0:y0 + win_h, x0:x0 + win_w] = up
+        t3 = time.perf_counter()
+        self.last_timings = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
+                             "postprocess": 1e3 * (t3 - t2)}
+        return out
+
+    def _check_inputs(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray) -> tuple[int, int]:
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got "
+                             f"{getattr(rgb, 'shape', type(rgb))} {getattr(rgb, 'dtype', '')}")
+        height, width = rgb.shape[:2]
+        if sparse is None:
+            if self.kind != "monocular":
+                raise ValueError("sparse depth is required by a completion model (pass the projected LiDAR "
+                                 "depth, or load a monocular model)")
+        elif sparse.shape != (height, width):
+            raise ValueError(f"sparse depth shape {sparse.shape} differs from the image's {(height, width)}: "
+                             "project the LiDAR with the image's size")
+        _check_K(K)
+        return height, width
+
+    def _write_rgb(self, rgb: np.ndarray, K: np.ndarray) -> None:
+        if rgb.shape[:2] != self.input_size:
+            rgb = resize_image(rgb, K, self.input_size)[0]
+        buf = self.backend.rgb[0]
+        np.multiply(rgb.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=buf)
+        buf -= self._mean
+        buf *= self._inv_std
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_K(K: np.ndarray) -> np.ndarray:
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f"K must be a finite 3x3 intrinsic matrix with positive focal lengths, got {K.tolist()}")
+    return K
+
+
+def _model_path(path: str | Path | None) -> Path:
+    if path is None or str(path) == "":
+        if not DEFAULT_MODEL.is_file():
+            raise FileNotFoundError(
+                f"the shipped default student {DEFAULT_MODEL} is not in this installation yet: pass a model "
+                "file (DepthCompleter.load('student.pt'), node parameter model:=...), or use backend='classical'")
+        return DEFAULT_MODEL
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    return path
+
+
+def _input_size(path: Path, meta: dict[str, Any], override: tuple[int, int] | None) -> tuple[int, int]:
+    size = override if override is not None else meta.get("input_size")
+    if size is None:
+        raise ValueError(f"{path}: its metadata has no input_size: pass input_size=(h, w) "
+                         "(the network's input resolution)")
+    size = tuple(int(v) for v in size)
+    if len(size) != 2 or min(size) < 8:
+        raise ValueError(f"input_size must be (height, width) of at least 8 pixels, got {list(size)}")
+    return size
+
+
+def _cached_onnx(path: Path, model: torch.nn.Module, meta: dict[str, Any]) -> Path:
+    """Export ``model`` to ONNX once per (file content, input size); later loads reuse the file."""
+    from lumde_depth.engine.export import export_onnx
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    h, w = meta["input_size"]
+    target = cache_dir() / f"{path.stem}-{digest}-{h}x{w}.onnx"
+    if not target.is_file():
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp.onnx")
+        export_onnx(model, tmp, (h, w), meta)
+        tmp.replace(target)
+    return target

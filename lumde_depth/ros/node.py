@@ -1,0 +1,308 @@
+"""``lumde_depth_node``: camera + LiDAR -> dense depth image and coloured cloud (DESIGN section 4).
+
+Threads: the executor runs the subscription callbacks, which only count and hand each synchronized
+set to a one-slot mailbox (a newer set replaces an unprocessed one, and the replaced set is counted
+as dropped), so callbacks never block and nothing queues up. A worker thread takes the newest set,
+converts the messages, runs :class:`~lumde_depth.ros.pipeline.DepthPipeline` and publishes. A bad
+frame is logged (throttled per kind), counted in ``/diagnostics`` and skipped.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+from lumde_depth.config import ConfigError
+from lumde_depth.inference import DepthCompleter
+from lumde_depth.ros import convert
+from lumde_depth.ros.compat import message_filters
+from lumde_depth.ros.diagnostics import NodeStats, status_message
+from lumde_depth.ros.extrinsics import Extrinsics, matrix_from_calib_file, matrix_from_param
+from lumde_depth.ros.params import NODE_NAME, NodeParams, declare
+from lumde_depth.ros.pipeline import DepthPipeline, FrameError, frame_inputs
+
+INPUT_SILENT_S = 2.0   # an input unheard this long while another one arrives is reported missing
+
+try:   # Iron+
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:   # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
+
+
+def reliability(name: str) -> ReliabilityPolicy:
+    """``best_available`` where this rclpy has it (Iron+), else best effort (it matches both kinds
+    of publisher); ``reliable`` / ``best_effort`` as named."""
+    if name == "best_available":
+        return getattr(ReliabilityPolicy, "BEST_AVAILABLE", ReliabilityPolicy.BEST_EFFORT)
+    return ReliabilityPolicy.RELIABLE if name == "reliable" else ReliabilityPolicy.BEST_EFFORT
+
+
+class DepthNode(Node):
+    """The depth completion node; parameters in :class:`~lumde_depth.ros.params.NodeParams`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.params: NodeParams = declare(self)
+        p = self.params
+        self.stats = NodeStats()
+        self._last_log: dict[str, float] = {}
+        self.pipeline = self.mono_pipeline = None
+        if p.mode in ("completion", "auto"):
+            self.pipeline = self._pipeline(p.model)
+        if p.mode in ("monocular", "auto") and p.mono_model:
+            self.mono_pipeline = self._pipeline(p.mono_model)
+        fixed = None
+        if p.T_cam_lidar:
+            fixed = matrix_from_param(p.T_cam_lidar)
+        elif p.calib_file:
+            fixed = matrix_from_calib_file(p.calib_file, p.calib_camera)
+        self.extrinsics = Extrinsics(self, fixed, p.use_tf, p.tf_timeout)
+
+        qos_in = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth,
+                            reliability=reliability(p.qos_reliability))
+        qos_out = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth,
+                             reliability=reliability(p.output_reliability))
+        self.outputs = {"depth/image": self.create_publisher(Image, "depth/image", qos_out),
+                        "depth/camera_info": self.create_publisher(CameraInfo, "depth/camera_info", qos_out),
+                        "depth/points": self.create_publisher(PointCloud2, "depth/points", qos_out),
+                        "depth/sparse": self.create_publisher(Image, "depth/sparse", qos_out)
+                        if p.publish_sparse else None,
+                        "depth/colored": self.create_publisher(Image, "depth/colored", qos_out)
+                        if p.publish_colored else None}
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        image_type = CompressedImage if p.image_compressed else Image
+        self._qos_in = qos_in
+        self._to_best_effort: set[str] = set()
+        self.sub_image = self._subscriber(image_type, "image")
+        self.sub_info = self._subscriber(CameraInfo, "camera_info")
+        self.sub_image.registerCallback(lambda _msg: self.stats.input("image"))
+        self.sub_info.registerCallback(lambda _msg: self.stats.input("camera_info"))
+        self._last_points = time.monotonic()
+        self.synchronizers = []
+        if p.mode in ("completion", "auto"):
+            self.sub_points = self._subscriber(PointCloud2, "points")
+            self.sub_points.registerCallback(self._on_points)
+            self.synchronizers.append(self._synchronizer([self.sub_image, self.sub_info, self.sub_points]))
+            self.synchronizers[-1].registerCallback(self._on_set)
+        if p.mode in ("monocular", "auto"):
+            self.synchronizers.append(self._synchronizer([self.sub_image, self.sub_info]))
+            self.synchronizers[-1].registerCallback(self._on_camera_set)
+
+        self._slot: tuple[Any, ...] | None = None
+        self._cond = threading.Condition()
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="lumde_depth_worker", daemon=True)
+        self._worker.start()
+        self.create_timer(p.diagnostics_period, self._publish_diagnostics)
+        self.create_timer(0.2, self._downgrade_inputs)
+        backend = self.pipeline or self.mono_pipeline
+        self.get_logger().info(
+            f"mode {p.mode}; backend {backend.completer.backend_name if backend else 'none'} on "
+            f"{backend.completer.device if backend else '-'}; extrinsic from {self.extrinsics.source}; "
+            f"sync {'exact' if p.exact_sync else f'approximate (slop {p.slop} s)'}")
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _pipeline(self, model: str) -> DepthPipeline:
+        p = self.params
+        size = (p.input_height, p.input_width) if p.input_height else None
+        completer = DepthCompleter.load(model or None, backend=p.backend, device=p.device, input_size=size,
+                                        fit=p.fit, threads=p.threads)
+        return DepthPipeline(completer, decimation=p.decimation, min_depth=p.min_depth, max_depth=p.max_depth,
+                             colored=p.publish_colored, color_range=(p.color_near, p.color_far))
+
+    def _subscriber(self, msg_type: type, topic: str) -> Any:
+        """A message_filters input; counts messages DDS reports lost and notices incompatible publishers."""
+        sub = message_filters.Subscriber(self, msg_type, topic, qos_profile=self._qos_in,
+                                          event_callbacks=self._input_events(topic))
+        sub.msg_type = msg_type
+        return sub
+
+    def _input_events(self, topic: str) -> SubscriptionEventCallbacks:
+        return SubscriptionEventCallbacks(incompatible_qos=lambda _info: self._incompatible(topic),
+                                          message_lost=lambda info: self.stats.lost(topic, info.total_count_change))
+
+    def _incompatible(self, topic: str) -> None:
+        """A reliable input (what best_available resolves to when it starts before any publisher) cannot
+        hear a best-effort publisher: switch that input to best effort, which hears both kinds."""
+        if self.params.qos_reliability == "best_available":
+            self._to_best_effort.add(topic)
+
+    def _downgrade_inputs(self) -> None:
+        """Timer: recreate the inputs marked by :meth:`_incompatible` (not from their own event callback)."""
+        while self._to_best_effort:
+            topic = self._to_best_effort.pop()
+            sub = {"image": self.sub_image, "camera_info": self.sub_info}.get(topic) or self.sub_points
+            if sub.sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT:
+                continue
+            qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.params.qos_depth,
+                             reliability=ReliabilityPolicy.BEST_EFFORT)
+            self.destroy_subscription(sub.sub)
+            sub.sub = self.create_subscription(sub.msg_type, topic, sub.callback, qos,
+                                               event_callbacks=self._input_events(topic))
+            self.get_logger().info(f"input '{sub.sub.topic_name}': a best-effort publisher appeared; "
+                                   "subscribing best effort (hears reliable and best-effort publishers)")
+
+    def _synchronizer(self, subscribers: list[Any]) -> Any:
+        p = self.params
+        if p.exact_sync:
+            return message_filters.TimeSynchronizer(subscribers, p.queue_size)
+        return message_filters.ApproximateTimeSynchronizer(subscribers, p.queue_size, p.slop)
+
+    # ------------------------------------------------------------------ callbacks (never block)
+    def _on_points(self, _msg: Any) -> None:
+        self._last_points = time.monotonic()
+        self.stats.input("points")
+
+    def lidar_silent(self) -> bool:
+        return time.monotonic() - self._last_points > self.params.lidar_timeout
+
+    def _on_set(self, image: Any, info: Any, points: Any) -> None:
+        self._offer((image, info, points))
+
+    def _on_camera_set(self, image: Any, info: Any) -> None:
+        if self.params.mode == "auto" and not self.lidar_silent():
+            return
+        if self.mono_pipeline is None:
+            silent = f"LiDAR silent for more than {self.params.lidar_timeout} s and " \
+                if self.params.mode == "auto" else ""
+            self.stats.state = f"{silent}no monocular model (mono_model is empty): publishing diagnostics only"
+            self._warn("camera_only", self.stats.state)
+            return
+        self._offer((image, info, None))
+
+    def _offer(self, item: tuple[Any, ...]) -> None:
+        with self._cond:
+            replaced = self._slot is not None
+            self._slot = item
+            self._cond.notify()
+        self.stats.set_received(replaced)
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while self._slot is None and self._running:
+                    self._cond.wait()
+                if not self._running:
+                    return
+                item, self._slot = self._slot, None
+            try:
+                self._process(*item)
+            except FrameError as exc:
+                self.stats.error(exc.kind)
+                self._warn(exc.kind, str(exc))
+            except Exception as exc:   # a bug must not kill the node: log it, count it, go on
+                if not self.context.ok():
+                    return   # shutting down (Ctrl-C) while a frame was being published
+                self.stats.error("internal")
+                self._warn("internal", f"frame failed: {exc!r}\n{traceback.format_exc()}")
+
+    def _process(self, image_msg: Any, info_msg: Any, points_msg: Any) -> None:
+        t0 = time.perf_counter()
+        rgb, P, xyz = frame_inputs(image_msg, info_msg, points_msg)
+        stamp_ns = convert.stamp_to_ns(image_msg.header.stamp)
+        self._check_age(stamp_ns)
+        T = None
+        if points_msg is not None:
+            T, _source = self.extrinsics.lookup(image_msg.header.frame_id, points_msg.header.frame_id)
+            if T is None:
+                raise FrameError("no_extrinsic", f"no transform {points_msg.header.frame_id!r} -> "
+                                                 f"{image_msg.header.frame_id!r}: publish TF, or set T_cam_lidar "
+                                                 f"or calib_file")
+        pipeline = self.pipeline if points_msg is not None else self.mono_pipeline
+        t1 = time.perf_counter()
+        result = pipeline.process(rgb, P, xyz, T)
+        t2 = time.perf_counter()
+        for topic, msg in convert.frame_messages(result, image_msg.header, info_msg).items():
+            if self.outputs.get(topic) is not None:
+                self.outputs[topic].publish(msg)
+        t3 = time.perf_counter()
+        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
+        self.stats.state = "completion" if points_msg is not None else "camera-only (monocular)"
+        self.stats.published(latency_ms, {**result.timings, "convert_in": 1e3 * (t1 - t0),
+                                          "convert_out": 1e3 * (t3 - t2)})
+
+    def _check_age(self, stamp_ns: int) -> None:
+        max_age = self.params.max_stamp_age
+        if max_age > 0:
+            age = (self.get_clock().now().nanoseconds - stamp_ns) / 1e9
+            if age > max_age:
+                raise FrameError("stale", f"image stamp is {age:.2f} s old (max_stamp_age {max_age} s): replaying a "
+                                          "bag? set use_sim_time:=true (and play with --clock), or max_stamp_age:=0")
+
+    # ------------------------------------------------------------------ diagnostics and logs
+    def _warn(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_log.get(kind, -np.inf) >= self.params.log_throttle:
+            self._last_log[kind] = now
+            self.get_logger().warning(f"[{kind}] {message}")
+
+    def _publish_diagnostics(self) -> None:
+        p = self.params
+        active = self.pipeline or self.mono_pipeline
+        extra = {"mode": p.mode, "backend": active.completer.backend_name if active else "none",
+                 "device": active.completer.device if active else "-", "extrinsic source": self.extrinsics.source,
+                 "input size": str(list(active.completer.input_size or [])) if active else "-"}
+        level = message = None
+        if p.mode in ("completion", "auto") and self.lidar_silent():
+            extra["LiDAR"] = f"silent for more than {p.lidar_timeout} s"
+            if p.mode == "auto" and self.mono_pipeline is None:
+                level = DiagnosticStatus.WARN
+                message = "LiDAR silent and no monocular model: publishing diagnostics only"
+        needed = ("image", "camera_info", "points") if p.mode == "completion" else ("image", "camera_info")
+        silent = self.stats.silent(needed, INPUT_SILENT_S)
+        if silent:
+            topics = {"image": self.sub_image, "camera_info": self.sub_info,
+                      "points": getattr(self, "sub_points", None)}
+            names = " or ".join(f"{name} on '{topics[name].sub.topic_name}'" for name in silent)
+            extra["silent inputs"] = ", ".join(silent)
+            self._warn("missing_input", f"no {names} for {INPUT_SILENT_S} s while other inputs arrive: nothing "
+                                        "can be synchronized; check that publisher and the topic remapping")
+            if level is None:
+                level, message = DiagnosticStatus.WARN, f"no {names} for {INPUT_SILENT_S} s"
+        status = status_message(self.stats, f"{self.get_name()}: depth completion", self.get_fully_qualified_name(),
+                                extra, level, message)
+        self.pub_diag.publish(DiagnosticArray(header=convert.make_header(self.get_clock().now().nanoseconds, ""),
+                                              status=[status]))
+
+    def destroy_node(self) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify()
+        self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console entry point ``lumde_depth_node`` (``ros2 run lumde_depth lumde_depth_node``)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DepthNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ConfigError, OSError, ValueError, ParameterException) as exc:
+        print(f"[{NODE_NAME}] cannot start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

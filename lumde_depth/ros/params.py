@@ -1,0 +1,129 @@
+"""The node's parameters: one typed, documented, range-checked table.
+
+:class:`NodeParams` is a strict config dataclass (:mod:`lumde_depth.config`), so ``config/*.yaml``
+can be validated without ROS (``from_dict(NodeParams, yaml[node]["ros__parameters"])``), and
+:func:`declare` turns every field into a ROS parameter whose ``ParameterDescriptor`` carries the
+field's doc, its ``FloatingPointRange`` / ``IntegerRange`` and its choices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from lumde_depth.config import ConfigError, field, from_dict
+
+NODE_NAME = "lumde_depth_node"
+
+
+@dataclass
+class NodeParams:
+    model: str = field("", doc="model file (.pt from lumde train/distill, or exported .onnx); "
+                               "empty = the shipped student lumde_depth/weights/student.pt")
+    backend: str = field("auto", choices=("auto", "torch", "onnxruntime", "classical"),
+                         doc="inference backend; auto = torch on CUDA, else onnxruntime, else torch CPU; "
+                             "classical = IP-Basic morphological completion (no model)")
+    device: str = field("auto", doc="auto, cpu, cuda or cuda:N (torch backend)")
+    input_height: int = field(0, low=0, high=4096, doc="network input height; 0 = the model's own")
+    input_width: int = field(0, low=0, high=8192, doc="network input width; 0 = the model's own")
+    fit: str = field("stretch", choices=("stretch", "crop"),
+                     doc="image -> network input: stretch the whole image, or crop the network's aspect "
+                         "ratio at the bottom centre (pixels outside get no depth)")
+    threads: int = field(0, low=0, high=256, doc="CPU threads for inference; 0 = library default")
+    mode: str = field("completion", choices=("completion", "monocular", "auto"),
+                      doc="completion (camera + LiDAR), monocular (camera only), auto (completion, "
+                          "monocular while the LiDAR is silent longer than lidar_timeout)")
+    mono_model: str = field("", doc="monocular student model file for mode monocular/auto; empty = none "
+                                    "(then only diagnostics are published while the LiDAR is silent)")
+    lidar_timeout: float = field(1.0, low=0.05, high=3600.0,
+                                 doc="seconds without a LiDAR cloud before mode auto goes camera-only")
+    T_cam_lidar: list[float] = field(default_factory=list,
+                                     doc="LiDAR -> camera optical frame, 16 floats row-major (4x4) or 7 "
+                                         "(x y z qx qy qz qw); used when TF has no transform")
+    calib_file: str = field("", doc="KITTI calibration: object calib .txt (P2, R0_rect, Tr_velo_to_cam) or a "
+                                    "raw date folder / calib_velo_to_cam.txt; alternative to T_cam_lidar")
+    calib_camera: int = field(2, low=0, high=3, doc="KITTI camera index of calib_file (2 = left colour)")
+    use_tf: bool = field(True, doc="look the extrinsic up in TF first (needs tf2_ros)")
+    tf_timeout: float = field(0.1, low=0.0, high=10.0, doc="seconds to wait for TF on a lookup")
+    slop: float = field(0.05, low=0.0001, high=10.0, doc="approximate sync: max stamp spread in seconds")
+    queue_size: int = field(10, low=1, high=1000, doc="sync queue length per input")
+    exact_sync: bool = field(False, doc="require identical stamps (TimeSynchronizer) instead of approximate")
+    image_compressed: bool = field(False, doc="subscribe to sensor_msgs/CompressedImage on 'image'")
+    qos_reliability: str = field("best_available", choices=("best_available", "reliable", "best_effort"),
+                                 doc="input reliability; best_available matches reliable and best-effort "
+                                     "publishers (best_effort where the distro lacks it)")
+    qos_depth: int = field(5, low=1, high=1000, doc="input and output history depth")
+    output_reliability: str = field("reliable", choices=("reliable", "best_effort"),
+                                    doc="reliability of the published topics")
+    decimation: int = field(1, low=1, high=32, doc="depth/points keeps every n-th pixel in both directions")
+    min_depth: float = field(0.1, low=0.0001, high=1000.0, doc="metres; nearer LiDAR points and depths dropped")
+    max_depth: float = field(100.0, low=0.01, high=10000.0, doc="metres; farther LiDAR points and depths dropped")
+    publish_sparse: bool = field(False, doc="publish depth/sparse (the projected LiDAR, 32FC1)")
+    publish_colored: bool = field(True, doc="publish depth/colored (rgb8 colour map)")
+    color_near: float = field(1.0, low=0.01, high=1000.0, doc="depth/colored: metres shown red")
+    color_far: float = field(80.0, low=0.02, high=10000.0, doc="depth/colored: metres shown dark blue")
+    max_stamp_age: float = field(0.0, low=0.0, high=3600.0,
+                                 doc="drop sets whose image stamp is older than this (s); 0 = never")
+    diagnostics_period: float = field(1.0, low=0.05, high=60.0, doc="seconds between /diagnostics messages")
+    log_throttle: float = field(5.0, low=0.0, high=3600.0, doc="seconds between repeated warnings of one kind")
+
+
+def _ros_type(tp: Any) -> int:
+    """The ROS ParameterType of a field type."""
+    from rcl_interfaces.msg import ParameterType
+    types = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+             float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+    if tp in types:
+        return types[tp]
+    if typing.get_origin(tp) is list:
+        return ParameterType.PARAMETER_DOUBLE_ARRAY
+    raise TypeError(f"no ROS parameter type for {tp}")
+
+
+def declare(node: Any) -> NodeParams:
+    """Declare every :class:`NodeParams` field on ``node`` and return the validated values.
+
+    Raises :class:`~lumde_depth.config.ConfigError` naming the parameter when a value is out of range.
+    """
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.parameter import Parameter
+
+    hints = typing.get_type_hints(NodeParams)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(NodeParams):
+        tp, meta = hints[f.name], f.metadata
+        ptype = _ros_type(tp)
+        descriptor = ParameterDescriptor(name=f.name, type=ptype, description=meta.get("doc", ""),
+                                         read_only=True)
+        if meta.get("choices"):
+            descriptor.additional_constraints = "one of: " + ", ".join(map(str, meta["choices"]))
+        low, high = meta.get("low"), meta.get("high")
+        if low is not None and high is not None:
+            if tp is float:
+                descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high))]
+            elif tp is int:
+                descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        if default == []:
+            param = node.declare_parameter(f.name, Parameter.Type.DOUBLE_ARRAY, descriptor)
+            value = param.value if param.type_ != Parameter.Type.NOT_SET else []
+        else:
+            value = node.declare_parameter(f.name, default, descriptor).value
+        values[f.name] = list(value) if typing.get_origin(tp) is list else value
+    params = from_dict(NodeParams, values)
+    validate(params)
+    return params
+
+
+def validate(params: NodeParams) -> None:
+    """Checks across parameters (single values are range-checked by the config layer)."""
+    if params.min_depth >= params.max_depth:
+        raise ConfigError(f"min_depth ({params.min_depth}) must be below max_depth ({params.max_depth})")
+    if params.color_near >= params.color_far:
+        raise ConfigError(f"color_near ({params.color_near}) must be below color_far ({params.color_far})")
+    if params.T_cam_lidar and len(params.T_cam_lidar) not in (7, 16):
+        raise ConfigError(f"T_cam_lidar has {len(params.T_cam_lidar)} values: give 16 (4x4 row-major) or 7 "
+                          "(x y z qx qy qz qw)")
+    if (params.input_height == 0) != (params.input_width == 0):
+        raise ConfigError("set both input_height and input_width, or neither (0 = the model's input size)")

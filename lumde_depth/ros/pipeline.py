@@ -1,0 +1,159 @@
+"""Per-frame processing shared by the node and ``lumde bag process`` (no rclpy: messages are duck-typed).
+
+One synchronized set ``(image, P, LiDAR xyz, T_cam_lidar)`` becomes: the z-buffered sparse depth
+(``project_points`` with the camera_info's 3x4 ``P``), the dense depth (``DepthCompleter``), the
+organized coloured cloud (``organized_cloud``: the back-projected, optionally decimated, dense depth
+with the image's colours) and a colour-mapped depth picture for people. Both the live node and the
+offline bag tool call :meth:`DepthPipeline.process`, so their outputs are identical for the same inputs.
+
+Bad inputs raise :class:`FrameError` with a short ``kind`` (a diagnostics counter name) and a
+message that names the problem and the fix; callers count, log and go on with the next frame.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lumde_depth.geometry import organized_cloud, project_points
+from lumde_depth.inference import DepthCompleter
+from lumde_depth.ros import convert
+
+
+class FrameError(ValueError):
+    """A frame that cannot be processed; ``kind`` names the diagnostics counter it goes to."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class FrameResult:
+    """What one frame produced (depth 0 = invalid; cloud NaN = invalid)."""
+
+    sparse: np.ndarray | None        # (H, W) float32 metres, projected LiDAR (None in monocular mode)
+    depth: np.ndarray                # (H, W) float32 metres, 0 where no depth
+    cloud: np.ndarray                # (H/d, W/d) geometry.XYZRGB organized cloud, optical frame, NaN invalid
+    colored: np.ndarray | None       # (H, W, 3) uint8 colour-mapped depth, when asked for
+    K: np.ndarray                    # 3x3 intrinsics of the image (left block of P)
+    timings: dict[str, float] = field(default_factory=dict)   # milliseconds per stage
+
+
+def frame_inputs(image: Any, info: Any, cloud: Any | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(rgb, P, xyz)`` of a synchronized ``(Image | CompressedImage, CameraInfo[, PointCloud2])`` set
+    (rclpy or rosbags messages), with the checks the node and ``lumde bag process`` share."""
+    try:
+        rgb = convert.image_to_rgb(image)
+    except ValueError as exc:
+        raise FrameError("bad_image", str(exc)) from None
+    height, width = rgb.shape[:2]
+    if (int(info.width), int(info.height)) != (width, height):
+        raise FrameError("size_mismatch", f"camera_info is {info.width}x{info.height} but the image is "
+                                          f"{width}x{height}: publish the camera_info of this image")
+    try:
+        P = convert.camera_info_to_P(info)
+    except ValueError as exc:
+        raise FrameError("bad_camera_info", str(exc)) from None
+    if cloud is None:
+        return rgb, P, None
+    try:
+        return rgb, P, convert.cloud_to_xyz(cloud)
+    except (ValueError, KeyError) as exc:
+        raise FrameError("bad_cloud", f"cannot read the cloud: {exc}") from None
+
+
+class DepthPipeline:
+    """Projection + completion + back-projection for one frame at a time."""
+
+    def __init__(self, completer: DepthCompleter, decimation: int = 1, min_depth: float = 0.1,
+                 max_depth: float = 100.0, colored: bool = True,
+                 color_range: tuple[float, float] = (1.0, 80.0)) -> None:
+        if decimation < 1:
+            raise ValueError(f"decimation must be >= 1, got {decimation}")
+        if not 0 < min_depth < max_depth:
+            raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
+        self.completer = completer
+        self.decimation = int(decimation)
+        self.min_depth, self.max_depth = float(min_depth), float(max_depth)
+        if not 0 < color_range[0] < color_range[1]:
+            raise ValueError(f"color_range must be 0 < near < far, got {color_range}")
+        self.colored, self.color_range = colored, (float(color_range[0]), float(color_range[1]))
+
+    def process(self, rgb: np.ndarray, P: np.ndarray, points: np.ndarray | None,
+                T_cam_lidar: np.ndarray | None) -> FrameResult:
+        """Run one frame. ``points`` ``(N, >=3)`` LiDAR-frame xyz, or None for camera-only
+        (monocular) processing; ``P`` 3x3 or 3x4 camera matrix of ``rgb`` ``(H, W, 3)`` uint8."""
+        t0 = time.perf_counter()
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise FrameError("bad_image", f"image must be (H, W, 3) uint8 rgb, got "
+                                          f"{getattr(rgb, 'shape', type(rgb))} {getattr(rgb, 'dtype', '')}")
+        P = np.asarray(P, dtype=np.float64)
+        if P.shape not in ((3, 3), (3, 4)) or not np.all(np.isfinite(P)) or P[0, 0] <= 0 or P[1, 1] <= 0:
+            raise FrameError("bad_camera_info", "camera_info P must be a finite 3x4 matrix with positive "
+                                                f"focal lengths (is the camera calibrated?), got {P.tolist()}")
+        K = P[:, :3].copy()
+        height, width = rgb.shape[:2]
+        sparse = None
+        if points is not None:
+            sparse = self._project(points, T_cam_lidar, P, width, height)
+        t1 = time.perf_counter()
+        try:
+            depth = self.completer.complete(rgb, sparse, K)
+        except ValueError as exc:
+            raise FrameError("bad_input", str(exc)) from None
+        t2 = time.perf_counter()
+        depth[(depth < self.min_depth) | (depth > self.max_depth)] = 0.0
+        cloud = organized_cloud(depth, K, rgb, self.decimation)
+        t3 = time.perf_counter()
+        colored = colorize(depth, *self.color_range) if self.colored else None
+        t4 = time.perf_counter()
+        timings = {"project": 1e3 * (t1 - t0), "complete": 1e3 * (t2 - t1),
+                   **{f"complete.{k}": v for k, v in self.completer.last_timings.items()},
+                   "cloud": 1e3 * (t3 - t2), "colorize": 1e3 * (t4 - t3), "total": 1e3 * (t4 - t0)}
+        return FrameResult(sparse, depth, cloud, colored, K, timings)
+
+    def _project(self, points: np.ndarray, T_cam_lidar: np.ndarray | None, P: np.ndarray,
+                 width: int, height: int) -> np.ndarray:
+        points = np.asarray(points)
+        if points.ndim != 2 or points.shape[1] < 3:
+            raise FrameError("bad_cloud", f"cloud must be (N, >=3) x, y, z, got shape {points.shape}")
+        if points.shape[0] == 0:
+            raise FrameError("empty_cloud", "the LiDAR cloud has no finite points (all NaN or empty)")
+        if T_cam_lidar is None:
+            raise FrameError("no_extrinsic", "no LiDAR -> camera transform: publish TF, or set the "
+                                             "T_cam_lidar or calib_file parameter")
+        sparse = project_points(points, T_cam_lidar, P, width, height, self.min_depth, self.max_depth)
+        if not sparse.any():
+            raise FrameError("no_points_in_view", f"none of the {points.shape[0]} LiDAR points projects into the "
+                                                  "image: check T_cam_lidar (LiDAR -> camera optical frame) "
+                                                  "and the cloud's frame")
+        return sparse
+
+
+# Turbo colour map (Mikhailov, Google 2019), the published polynomial fit, sampled at 256 levels.
+def _turbo_lut() -> np.ndarray:
+    x = np.linspace(0.0, 1.0, 256)
+    powers = np.stack([x ** i for i in range(6)])
+    coeffs = np.array([[0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943],
+                       [0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604],
+                       [0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973]])
+    return (np.clip(coeffs @ powers, 0.0, 1.0).T * 255.0 + 0.5).astype(np.uint8)
+
+
+TURBO = _turbo_lut()
+
+
+def colorize(depth: np.ndarray, near: float, far: float) -> np.ndarray:
+    """(H, W, 3) uint8 picture of ``depth``: turbo on log depth, ``near`` (and closer) red, ``far``
+    (and beyond) dark blue (log spreads the near range, where detail matters); invalid (0 / NaN)
+    pixels are black."""
+    valid = np.isfinite(depth) & (depth > 0)
+    log_d = np.log(np.where(valid, depth, far))
+    scale = 255.0 / (np.log(far) - np.log(near))
+    idx = np.clip((np.log(far) - log_d) * scale, 0, 255).astype(np.uint8)
+    out = TURBO[idx]
+    out[~valid] = 0
+    return out

@@ -1,0 +1,177 @@
+"""DepthCompleter: backends agree, resizing is exact about intrinsics, sparse depth is never interpolated."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lumde_depth.inference import DepthCompleter, completer as completer_mod
+from lumde_depth.inference.classical import ip_basic
+from lumde_depth.models.io import save_model
+
+import engine_toy  # noqa: F401  (registers the small "toy_completion" test network)
+
+
+@pytest.fixture
+def model_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUMDE_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    from lumde_depth.models import build
+    model = build("toy_completion", width=4)
+    return save_model(tmp_path / "tiny.pt", model,
+                      {"input_size": [32, 64], "depth_range": [0.5, 80.0], "kind": "completion"})
+
+
+def _frame(h: int = 48, w: int = 96, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    sparse = np.zeros((h, w), np.float32)
+    mask = rng.random((h, w)) < 0.08
+    sparse[mask] = rng.uniform(2.0, 60.0, mask.sum())
+    K = np.array([[70.0, 0, w / 2 - 0.3], [0, 72.0, h / 2 + 0.7], [0, 0, 1]])
+    return rgb, sparse, K
+
+
+def test_classical_fills_everything_and_keeps_the_nearest_surface():
+    sparse = np.zeros((60, 80), np.float32)
+    sparse[30:, ::3] = 20.0          # background wall
+    sparse[40:, 30:50:3] = 5.0       # an obstacle in front of it
+    dense = ip_basic(sparse)
+    assert dense.shape == sparse.shape and dense.dtype == np.float32
+    assert (dense > 0).all()                          # extrapolated to the top rows too
+    assert np.allclose(dense[50, 36:45], 5.0, atol=0.3)   # obstacle keeps its depth, not a blend
+    assert np.allclose(dense[50, 5:20], 20.0, atol=0.3)
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        ip_basic(sparse[None])
+
+
+def test_classical_backend_needs_no_model():
+    rgb, sparse, K = _frame()
+    completer = DepthCompleter.load(None, backend="classical")
+    out = completer.complete(rgb, sparse, K)
+    assert completer.backend_name == "classical"
+    np.testing.assert_array_equal(out, ip_basic(sparse, max_depth=100.0))
+
+
+def test_missing_shipped_student_says_so(monkeypatch, tmp_path):
+    monkeypatch.setattr(completer_mod, "DEFAULT_MODEL", tmp_path / "weights" / "student.pt")
+    with pytest.raises(FileNotFoundError, match="shipped default student"):
+        DepthCompleter.load(None, backend="torch")
+
+
+def test_native_size_equals_the_model(model_file):
+    """At the network's own input size the completer is exactly model(rgb / 255, sparse)."""
+    rgb, sparse, K = _frame(32, 64)
+    completer = DepthCompleter.load(model_file, backend="torch", device="cpu")
+    out = completer.complete(rgb, sparse, K)
+    from lumde_depth.models.io import load_model
+    model, _ = load_model(model_file)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0,
+                    torch.from_numpy(sparse)[None, None])["depth"][0, 0].numpy()
+    np.testing.assert_allclose(out, np.clip(ref, 0.5, 80.0), rtol=1e-5, atol=1e-5)
+    assert set(completer.last_timings) == {"preprocess", "inference", "postprocess"}
+
+
+def test_torch_and_onnxruntime_agree_and_onnx_file_loads_directly(model_file, tmp_path):
+    rgb, sparse, K = _frame()
+    torch_c = DepthCompleter.load(model_file, backend="torch", device="cpu")
+    onnx_c = DepthCompleter.load(model_file, backend="onnxruntime")
+    a, b = torch_c.complete(rgb, sparse, K), onnx_c.complete(rgb, sparse, K)
+    assert a.shape == (48, 96) and a.dtype == np.float32 and np.all(a >= 0.5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    exported = sorted((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert len(exported) == 1 and "32x64" in exported[0].name
+    direct = DepthCompleter.load(exported[0], backend="auto")
+    assert direct.backend_name == "onnxruntime" and direct.input_size == (32, 64)
+    np.testing.assert_allclose(direct.complete(rgb, sparse, K), b, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="ONNX model"):
+        DepthCompleter.load(exported[0], backend="torch")
+
+
+def test_auto_backend_on_cpu_times_torch_and_onnxruntime(model_file):
+    completer = DepthCompleter.load(model_file, device="cpu")
+    timings = completer.meta["auto_timings_ms"]
+    assert set(timings) == {"torch", "onnxruntime"} and all(t > 0 for t in timings.values())
+    assert completer.backend_name == min(timings, key=timings.get)
+
+
+def test_buffers_are_reused_between_frames(model_file):
+    completer = DepthCompleter.load(model_file, backend="onnxruntime")
+    rgb, sparse, K = _frame()
+    pointers = (completer.backend.rgb.ctypes.data, completer.backend.sparse.ctypes.data)
+    completer.complete(rgb, sparse, K)
+    out1 = completer.backend.run()
+    completer.complete(*_frame(seed=1))
+    assert completer.backend.run().ctypes.data == out1.ctypes.data
+    assert (completer.backend.rgb.ctypes.data, completer.backend.sparse.ctypes.data) == pointers
+
+
+@pytest.mark.parametrize("fit", ["stretch", "crop"])
+def test_sparse_downsampling_keeps_valid_points_at_network_K(model_file, fit):
+    """Each LiDAR point lands in the network pixel where network_K projects it; nearest wins; no blends."""
+    h, w = 96, 256   # network 32x64: stretch scales by 1/3 x 1/4, crop keeps a 96x192 window
+    completer = DepthCompleter.load(model_file, backend="torch", device="cpu", fit=fit)
+    K = np.array([[200.0, 0, 127.3], [0, 190.0, 50.2], [0, 0, 1]])
+    rng = np.random.default_rng(3)
+    pts = np.stack([rng.uniform(-6, 6, 400), rng.uniform(-1, 2, 400), rng.uniform(3, 40, 400)], 1)
+    uv = pts @ K.T
+    u, v = uv[:, 0] / uv[:, 2], uv[:, 1] / uv[:, 2]
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    pts, u, v = pts[inside], np.floor(u[inside]).astype(int), np.floor(v[inside]).astype(int)
+    sparse = np.zeros((h, w), np.float32)
+    order = np.argsort(-pts[:, 2])
+    sparse[v[order], u[order]] = pts[order, 2]
+    completer.complete(np.zeros((h, w, 3), np.uint8), sparse, K)
+    buf = completer.backend.sparse[0, 0]
+
+    Kn = completer.network_K(K, h, w)
+    x0, y0, win_w, win_h = completer.window(h, w)
+    # centre of each full-resolution pixel (integer coordinates, ROS/OpenCV convention) mapped into
+    # the network image through network_K; the network pixel holding it is floor(x + 0.5)
+    un = (u - K[0, 2]) / K[0, 0] * Kn[0, 0] + Kn[0, 2] + 0.5
+    vn = (v - K[1, 2]) / K[1, 1] * Kn[1, 1] + Kn[1, 2] + 0.5
+    keep = (u >= x0) & (u < x0 + win_w) & (v >= y0) & (v < y0 + win_h)
+    expected = np.zeros_like(buf)
+    cells = np.floor(vn[keep]).astype(int), np.floor(un[keep]).astype(int)
+    depth = sparse[v[keep], u[keep]]
+    o = np.argsort(-depth)
+    expected[cells[0][o], cells[1][o]] = depth[o]
+    np.testing.assert_array_equal(buf, expected)
+    assert set(np.unique(buf[buf > 0])) <= set(np.unique(sparse[sparse > 0]))
+    if fit == "crop":
+        assert (x0, y0, win_w, win_h) == (32, 0, 192, 96)
+        out = completer.complete(np.zeros((h, w, 3), np.uint8), sparse, K)
+        assert np.all(out[:, :32] == 0) and np.all(out[:, 32:224] > 0) and np.all(out[:, 224:] == 0)
+
+
+def test_bad_inputs_name_the_problem(model_file):
+    completer = DepthCompleter.load(model_file, backend="torch", device="cpu")
+    rgb, sparse, K = _frame()
+    with pytest.raises(ValueError, match="uint8"):
+        completer.complete(rgb.astype(np.float32), sparse, K)
+    with pytest.raises(ValueError, match="differs from the image"):
+        completer.complete(rgb, sparse[:-1], K)
+    with pytest.raises(ValueError, match="3x3"):
+        completer.complete(rgb, sparse, np.eye(4))
+    with pytest.raises(ValueError, match="sparse depth is required"):
+        completer.complete(rgb, None, K)
+    with pytest.raises(ValueError, match="unknown backend"):
+        DepthCompleter.load(model_file, backend="tensorrt")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        DepthCompleter.load(model_file.with_name("nope.pt"))
+
+
+def test_monocular_model_needs_no_sparse(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUMDE_CACHE", str(tmp_path / "cache"))
+    from lumde_depth.models import build
+    torch.manual_seed(0)
+    path = save_model(tmp_path / "mono.pt", build("lumde_student", width=0.5),
+                      {"input_size": [32, 64], "depth_range": [0.1, 100.0]})
+    rgb, _, K = _frame()
+    torch_c = DepthCompleter.load(path, backend="torch", device="cpu")
+    onnx_c = DepthCompleter.load(path, backend="onnxruntime")
+    assert torch_c.kind == onnx_c.kind == "monocular"
+    a, b = torch_c.complete(rgb, None, K), onnx_c.complete(rgb, None, K)
+    assert a.shape == (48, 96) and np.all(a > 0)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

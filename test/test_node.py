@@ -1,0 +1,326 @@
+"""The node over real DDS (loopback, one domain per test): a publisher process, the node process, this test listening.
+
+The node's outputs are checked against DepthCompleter / DepthPipeline run here on the same inputs.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (pip install -r requirements-ros.txt)")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+
+from lumde_depth.geometry import organized_cloud, unpack_rgb  # noqa: E402
+from lumde_depth.inference import DepthCompleter  # noqa: E402
+from lumde_depth.ros import convert  # noqa: E402
+from lumde_depth.ros.pipeline import DepthPipeline  # noqa: E402
+
+import node_harness as harness  # noqa: E402
+
+pytestmark = pytest.mark.ros
+INPUT_SIZE = (64, 208)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    import torch
+
+    from lumde_depth.models import build
+    from lumde_depth.models.io import save_model
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "cdspn32.pt"
+    return save_model(path, build("cdspn", scale=32),
+                      {"input_size": list(INPUT_SIZE), "depth_range": [0.5, 80.0], "kind": "completion"})
+
+
+@pytest.fixture(scope="module")
+def mono_file(tmp_path_factory) -> Path:
+    import torch
+
+    from lumde_depth.models import build
+    from lumde_depth.models.io import save_model
+    torch.manual_seed(0)
+    return save_model(tmp_path_factory.mktemp("model") / "mono.pt", build("lumde_student", width=0.5),
+                      {"input_size": list(INPUT_SIZE), "depth_range": [0.5, 80.0], "kind": "monocular"})
+
+
+@pytest.fixture(scope="module")
+def kitti_file(tmp_path_factory) -> Path:
+    from conftest import shared_data_dir
+    shared = shared_data_dir()
+    frame = harness.kitti_frame(shared if shared.is_dir() else None)
+    return harness.save_frame(tmp_path_factory.mktemp("frames") / "kitti.npz", frame)
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory) -> Path:
+    return harness.save_frame(tmp_path_factory.mktemp("frames") / "small.npz", harness.synthetic_frame(96, 320, 20_000))
+
+
+class Listener:
+    """Subscribes to the node's outputs in this process and keeps what arrives."""
+
+    def __init__(self, context, topics: dict[str, type], reliability=ReliabilityPolicy.RELIABLE) -> None:
+        self.node = rclpy.create_node("lumde_test_listener", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.got: dict[str, list] = {name: [] for name in topics}
+        self.node_name = "lumde_depth_node"
+        qos = QoSProfile(depth=10, reliability=reliability)
+        for name, msg_type in topics.items():
+            self.node.create_subscription(msg_type, name, lambda m, n=name: self.got[n].append(m),
+                                          10 if name == "/diagnostics" else qos)
+
+    def spin_until(self, condition, timeout: float, procs=(), log: Path | None = None) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+            if condition():
+                return True
+            for proc in procs:
+                if proc.poll() is not None:
+                    text = log.read_text() if log is not None and log.exists() else ""
+                    raise AssertionError(f"process {proc.args[:2]} exited early with code {proc.returncode}:\n{text}")
+        return False
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+@contextmanager
+def running(context, tmp_path: Path, params: dict, frame_file: Path, listen: dict[str, type], *,
+            remaps: dict[str, str] | None = None, env: dict[str, str] | None = None, after_node: bool = False,
+            **publisher):
+    """The node and a publisher process running, and a Listener here on ``listen``; all stopped after.
+
+    Yields ``(listener, wait)``; ``wait(condition, what)`` spins until ``condition()`` holds (fails
+    with the node's log otherwise) and returns the stamps the publisher sent so far. ``after_node``
+    starts the publisher only once the node has subscribed (its start-up line is logged)."""
+    listener = Listener(context, listen)
+    log = tmp_path / "node.log"
+    # a unique node name: its /diagnostics cannot be confused with another run's on a shared domain id
+    listener.node_name = f"lumde_depth_node_{uuid.uuid4().hex[:8]}"
+    node = harness.start_node(params, remaps, log=log, env=env, name=listener.node_name)
+    deadline = time.monotonic() + 90.0
+    while after_node and "]: mode " not in _node_log(tmp_path) and time.monotonic() < deadline:
+        assert node.poll() is None, _node_log(tmp_path)
+        time.sleep(0.1)
+    pub = harness.start_publisher(frame_file, env=env, **publisher)
+
+    def wait(condition, what: str) -> list[int]:
+        ok = listener.spin_until(condition, 90.0, [node], log)
+        assert ok, f"{what}; diagnostics: {_diag_values(listener)}\nnode log:\n{_node_log(tmp_path)}"
+        assert node.poll() is None
+        return _stamps(pub)
+
+    try:
+        yield listener, wait
+    finally:
+        harness.stop(pub)
+        harness.stop(node)
+        listener.close()
+
+
+def _diag_values(listener: Listener) -> dict[str, str]:
+    for array in reversed(listener.got["/diagnostics"]):
+        for status in array.status:
+            if status.name.startswith(f"{listener.node_name}:"):
+                return {kv.key: kv.value for kv in status.values} | {"_message": status.message,
+                                                                      "_level": status.level}
+    return {}
+
+
+def _complete_stamps(listener: Listener) -> list[int]:
+    """Image stamps for which every depth/* topic the listener follows has arrived."""
+    per_topic = [{convert.stamp_to_ns(m.header.stamp) for m in got}
+                 for topic, got in listener.got.items() if topic.startswith("depth/")]
+    return sorted(set.intersection(*per_topic))
+
+
+def _stamps(pub) -> list[int]:
+    harness.stop(pub)
+    out = pub.stdout.read()
+    return [json.loads(line)["stamp"] for line in out.splitlines() if line.startswith("{")]
+
+
+def _node_log(tmp_path: Path) -> str:
+    path = tmp_path / "node.log"
+    return path.read_text() if path.exists() else ""
+
+
+def test_node_output_equals_the_pipeline_on_kitti_frames(ros_context, tmp_path, model_file, kitti_file):
+    """Reliable publisher, KITTI frames: depth, sparse, camera_info, cloud and colour map against the pipeline."""
+    frame = dict(np.load(kitti_file))
+    params = {"model": str(model_file), "backend": "torch", "device": "cpu", "T_cam_lidar": frame["T"].ravel(),
+              "decimation": 2, "publish_sparse": True, "diagnostics_period": 0.5, "threads": 1}
+    topics = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
+              "depth/colored": Image, "depth/sparse": Image, "/diagnostics": DiagnosticArray}
+    with running(ros_context, tmp_path, params, kitti_file, topics, rate=2.0, count=8) as (listener, wait):
+        stamps = wait(lambda: _complete_stamps(listener) and _diag_values(listener).get("processed", "0") != "0",
+                      "no complete set of depth outputs")
+    height, width = frame["rgb"].shape[:2]
+    completer = DepthCompleter.load(model_file, backend="torch", device="cpu")
+    points = frame["points"][:, :3]
+    expected = DepthPipeline(completer, decimation=2).process(frame["rgb"], frame["P"], points, frame["T"])
+
+    stamp = _complete_stamps(listener)[0]
+    msgs = {topic: next(m for m in got if convert.stamp_to_ns(m.header.stamp) == stamp)
+            for topic, got in listener.got.items() if topic.startswith("depth/")}
+    assert stamp in stamps
+    depth_msg = msgs["depth/image"]
+    assert depth_msg.encoding == "32FC1" and (depth_msg.height, depth_msg.width) == (height, width)
+    assert depth_msg.header.frame_id == "camera_color_left"
+    depth = convert.image_to_numpy(depth_msg)
+    assert np.array_equal(np.isnan(depth), expected.depth == 0)
+    np.testing.assert_allclose(np.nan_to_num(depth), expected.depth, rtol=1e-4, atol=1e-4)
+
+    sparse = convert.image_to_numpy(msgs["depth/sparse"])
+    np.testing.assert_array_equal(np.nan_to_num(sparse), expected.sparse)
+
+    info = msgs["depth/camera_info"]
+    assert info.header.frame_id == "camera_color_left" and (info.width, info.height) == (width, height)
+    np.testing.assert_allclose(np.reshape(info.p, (3, 4)), frame["P"])
+
+    cloud = msgs["depth/points"]
+    assert (cloud.height, cloud.width) == ((height + 1) // 2, (width + 1) // 2) and not cloud.is_dense
+    assert [(f.name, f.offset, f.datatype) for f in cloud.fields] == [("x", 0, 7), ("y", 4, 7), ("z", 8, 7),
+                                                                      ("rgb", 12, 7)]
+    assert cloud.header.frame_id == "camera_color_left"
+    structured = convert.cloud_to_structured(cloud).reshape(cloud.height, cloud.width)
+    ref = organized_cloud(np.nan_to_num(depth), frame["P"], frame["rgb"], 2)
+    for key in "xyz":
+        np.testing.assert_allclose(structured[key], ref[key], rtol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(unpack_rgb(structured["rgb"]), frame["rgb"][::2, ::2])
+
+    colored = msgs["depth/colored"]
+    assert colored.encoding == "rgb8" and (colored.height, colored.width) == (height, width)
+
+    diag = _diag_values(listener)
+    assert diag["backend"] == "torch" and diag["device"] == "cpu" and diag["mode"] == "completion"
+    assert float(diag["latency p50 (ms)"]) > 0 and "dropped (replaced before processing)" in diag
+
+
+
+
+def test_best_effort_publisher_and_remapped_topics(ros_context, tmp_path, model_file, small_file):
+    """A best-effort publisher that appears after the node (whose best_available inputs then resolved to
+    reliable) on remapped topics reaches it; outputs remap too."""
+    frame = dict(np.load(small_file))
+    params = {"model": str(model_file), "backend": "torch", "device": "cpu", "T_cam_lidar": frame["T"].ravel(),
+              "publish_colored": False, "threads": 1}
+    remaps = {"image": "/cam/image_raw", "camera_info": "/cam/camera_info", "points": "/lidar/points",
+              "depth/image": "/cam/depth"}
+    topics = {"/cam/depth": Image, "depth/points": PointCloud2, "depth/colored": Image}
+    with running(ros_context, tmp_path, params, small_file, topics, remaps=remaps, after_node=True, rate=4.0,
+                 count=20, reliability="best_effort", topics=("/cam/image_raw", "/cam/camera_info", "/lidar/points")
+                 ) as (listener, wait):
+        stamps = wait(lambda: len(listener.got["/cam/depth"]) >= 2 and listener.got["depth/points"],
+                      "nothing on /cam/depth")
+    assert all(convert.stamp_to_ns(m.header.stamp) in stamps for m in listener.got["/cam/depth"])
+    assert not listener.got["depth/colored"]          # publish_colored:=false
+    assert "subscribing best effort" in _node_log(tmp_path)
+
+
+@pytest.mark.parametrize("offset_ms, answered", [(0.0, True), (10.0, False)])
+def test_exact_sync_pairs_only_identical_stamps(ros_context, tmp_path, model_file, small_file, offset_ms, answered):
+    frame = dict(np.load(small_file))
+    params = {"model": str(model_file), "backend": "torch", "device": "cpu", "T_cam_lidar": frame["T"].ravel(),
+              "exact_sync": True, "diagnostics_period": 0.3, "threads": 1}
+    with running(ros_context, tmp_path, params, small_file, {"depth/image": Image, "/diagnostics": DiagnosticArray},
+                 rate=4.0, count=8, cloud_offset_ms=offset_ms) as (listener, wait):
+        wait(lambda: (listener.got["depth/image"] and _diag_values(listener).get("synchronized sets", "0") != "0"
+                      if answered else float(_diag_values(listener).get("points rate (Hz)", 0)) > 1.0), "no input")
+        if not answered:
+            listener.spin_until(lambda: False, 1.0)
+    assert bool(listener.got["depth/image"]) == answered
+    assert (_diag_values(listener).get("synchronized sets") != "0") == answered
+
+
+def test_bad_inputs_are_counted_and_the_node_goes_on(ros_context, tmp_path, model_file, small_file):
+    frame = dict(np.load(small_file))
+    params = {"model": str(model_file), "backend": "torch", "device": "cpu", "T_cam_lidar": frame["T"].ravel(),
+              "diagnostics_period": 0.3, "threads": 1}
+    kinds = ("size_mismatch", "empty_cloud", "bad_image", "bad_camera_info")
+    with running(ros_context, tmp_path, params, small_file, {"depth/image": Image, "/diagnostics": DiagnosticArray},
+                 rate=3.0, count=6, bad=",".join(harness.BAD_CASES)) as (listener, wait):
+        stamps = wait(lambda: listener.got["depth/image"] and all(
+            int(_diag_values(listener).get(f"bad frames: {k}", 0)) >= 1 for k in kinds), "bad frames not counted")
+    diag = _diag_values(listener)
+    assert int(diag["bad frames: empty_cloud"]) == 2      # the empty cloud and the all-NaN cloud
+    assert int(diag["bad frames"]) == 5
+    first_good = stamps[len(harness.BAD_CASES)]
+    assert all(convert.stamp_to_ns(m.header.stamp) >= first_good for m in listener.got["depth/image"])
+    log = _node_log(tmp_path)
+    assert "[size_mismatch] camera_info is 160x96 but the image is 320x96" in log
+    assert "[bad_camera_info]" in log and "[bad_image]" in log
+
+
+def test_auto_mode_without_lidar_publishes_only_diagnostics(ros_context, tmp_path, model_file, small_file):
+    params = {"model": str(model_file), "backend": "torch", "device": "cpu", "mode": "auto",
+              "lidar_timeout": 0.3, "diagnostics_period": 0.3, "T_cam_lidar": np.eye(4).ravel(), "threads": 1}
+    with running(ros_context, tmp_path, params, small_file, {"depth/image": Image, "/diagnostics": DiagnosticArray},
+                 rate=4.0, count=12, no_points=True) as (listener, wait):
+        wait(lambda: "publishing diagnostics only" in _diag_values(listener).get("_message", "")
+             and float(_diag_values(listener).get("image rate (Hz)", 0)) > 1.0, "no camera-only diagnostics")
+    assert not listener.got["depth/image"]
+    assert "no monocular model" in _node_log(tmp_path)
+
+
+def test_auto_mode_falls_back_to_the_monocular_student(ros_context, tmp_path, model_file, mono_file, small_file):
+    params = {"model": str(model_file), "mono_model": str(mono_file), "backend": "torch", "device": "cpu",
+              "mode": "auto", "lidar_timeout": 0.3, "diagnostics_period": 0.3, "T_cam_lidar": np.eye(4).ravel(),
+              "threads": 1}
+    with running(ros_context, tmp_path, params, small_file, {"depth/image": Image, "/diagnostics": DiagnosticArray},
+                 rate=4.0, count=12, no_points=True) as (listener, wait):
+        stamps = wait(lambda: listener.got["depth/image"] and
+                      _diag_values(listener).get("state") == "camera-only (monocular)", "no camera-only depth")
+    depth = convert.image_to_numpy(listener.got["depth/image"][0])
+    assert depth.shape == (96, 320) and np.isfinite(depth).mean() > 0.99
+    assert convert.stamp_to_ns(listener.got["depth/image"][0].header.stamp) in stamps
+
+
+def test_out_of_range_parameter_stops_with_a_clear_message(tmp_path):
+    proc = harness.start_node({"decimation": 0}, log=tmp_path / "node.log")
+    assert proc.wait(60) == 1
+    log = _node_log(tmp_path)
+    assert "decimation" in log and "cannot start" in log
+
+
+def test_large_messages_profile_best_effort_kitti(ros_context, tmp_path, model_file, kitti_file):
+    """config/fastdds_large_messages.xml (here limited to loopback) loads, and KITTI-sized best-effort
+    sets (1.4 MB image, ~2 MB cloud) reach the node and come back as a 7 MB organized cloud."""
+    xml = (harness.ROOT / "config" / "fastdds_large_messages.xml").read_text()
+    loopback = xml.replace("</receiveBufferSize>", "</receiveBufferSize>\n      <interfaceWhiteList>"
+                           "<address>127.0.0.1</address></interfaceWhiteList>")
+    assert loopback != xml
+    (tmp_path / "fastdds.xml").write_text(loopback)
+    env = harness.ros_env()
+    env["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(tmp_path / "fastdds.xml")
+    frame = dict(np.load(kitti_file))
+    params = {"model": str(model_file), "backend": "torch", "device": "cpu", "T_cam_lidar": frame["T"].ravel(),
+              "diagnostics_period": 0.5, "publish_colored": False, "threads": 1}
+    with running(ros_context, tmp_path, params, kitti_file, {"depth/points": PointCloud2,
+                                                            "/diagnostics": DiagnosticArray},
+                 env=env, rate=2.0, count=10, reliability="best_effort") as (listener, wait):
+        wait(lambda: int(_diag_values(listener).get("processed", 0)) >= 3 and listener.got["depth/points"],
+             "fewer than 3 KITTI sets processed")
+    cloud = listener.got["depth/points"][0]
+    assert (cloud.height, cloud.width) == frame["rgb"].shape[:2] and len(cloud.data) == cloud.row_step * cloud.height
+    assert "error" not in _node_log(tmp_path).lower()
+
+
+def test_missing_model_stops_with_a_clear_message(tmp_path):
+    proc = harness.start_node({"model": str(tmp_path / "nope.pt")}, log=tmp_path / "node.log")
+    assert proc.wait(60) == 1
+    assert f"cannot start: model file not found: {tmp_path / 'nope.pt'}" in _node_log(tmp_path)

@@ -1,0 +1,118 @@
+"""Node parameters (descriptors, ranges, shipped yaml files), extrinsic sources and diagnostics figures."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lumde_depth.config import ConfigError, from_dict
+from lumde_depth.ros.diagnostics import NodeStats, RateMeter
+from lumde_depth.ros.extrinsics import matrix_from_calib_file, matrix_from_param
+from lumde_depth.ros.params import NodeParams, validate
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "kitti.yaml"])
+def test_shipped_params_files_are_valid(name):
+    data = yaml.safe_load((CONFIG / name).read_text())
+    params = from_dict(NodeParams, data["/**"]["ros__parameters"])
+    validate(params)
+    floats = [f.name for f in dataclasses.fields(NodeParams) if f.type in ("float", float)]
+    for key, value in data["/**"]["ros__parameters"].items():
+        if key in floats:   # ROS refuses an integer for a double parameter
+            assert isinstance(value, float), f"{name}: write {key}: {value}.0"
+
+
+def test_params_file_typos_are_named():
+    with pytest.raises(ConfigError, match="did you mean 'decimation'"):
+        from_dict(NodeParams, {"decimaton": 2})
+    with pytest.raises(ConfigError, match="below max_depth"):
+        validate(NodeParams(min_depth=50.0, max_depth=10.0))
+    with pytest.raises(ConfigError, match="16"):
+        validate(NodeParams(T_cam_lidar=[1.0, 2.0]))
+
+
+def test_declared_parameters_have_descriptions_and_ranges(ros_context):
+    import rclpy
+    from rcl_interfaces.msg import ParameterType
+    from rclpy.parameter import Parameter
+
+    from lumde_depth.ros.params import declare
+    T = np.arange(16, dtype=float)
+    node = rclpy.create_node("params_probe", context=ros_context,
+                             parameter_overrides=[Parameter("T_cam_lidar", value=T.tolist()),
+                                                  Parameter("decimation", value=4)])
+    try:
+        params = declare(node)
+        assert params.T_cam_lidar == T.tolist() and params.decimation == 4 and params.backend == "auto"
+        for f in dataclasses.fields(NodeParams):
+            descriptor = node.describe_parameter(f.name)
+            assert descriptor.description, f.name
+            assert descriptor.read_only
+            if f.metadata.get("low") is not None and f.metadata.get("high") is not None:
+                ranges = descriptor.floating_point_range or descriptor.integer_range
+                assert ranges and ranges[0].from_value == f.metadata["low"], f.name
+            if f.metadata.get("choices"):
+                assert all(c in descriptor.additional_constraints for c in f.metadata["choices"])
+        assert node.describe_parameter("T_cam_lidar").type == ParameterType.PARAMETER_DOUBLE_ARRAY
+    finally:
+        node.destroy_node()
+
+
+def test_extrinsic_parameter_forms_agree():
+    from transforms3d.quaternions import mat2quat
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    R = q * np.sign(np.linalg.det(q))
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = R, [0.1, -0.2, 0.3]
+    w, x, y, z = mat2quat(R)
+    np.testing.assert_allclose(matrix_from_param(T.ravel()), T)
+    np.testing.assert_allclose(matrix_from_param([0.1, -0.2, 0.3, x, y, z, w]), T, atol=1e-12)
+    with pytest.raises(ValueError, match="16 values"):
+        matrix_from_param([1.0] * 5)
+    with pytest.raises(ValueError, match="last row"):
+        matrix_from_param(np.ones(16))
+    with pytest.raises(ValueError, match="unit length"):
+        matrix_from_param([0, 0, 0, 1.0, 1.0, 0, 0])
+
+
+def test_calib_file_forms(shared_data):
+    from lumde_depth.geometry import read_kitti_object_calib, read_kitti_raw_calib
+    obj = shared_data / "kitti_object" / "training" / "calib" / "000000.txt"
+    np.testing.assert_array_equal(matrix_from_calib_file(obj), read_kitti_object_calib(obj).T_cam_lidar)
+    raw = shared_data / "kitti_raw_calib" / "2011_09_26"
+    expected = read_kitti_raw_calib(raw).T_cam_lidar
+    np.testing.assert_array_equal(matrix_from_calib_file(raw), expected)
+    np.testing.assert_array_equal(matrix_from_calib_file(raw / "calib_velo_to_cam.txt"), expected)
+    with pytest.raises(FileNotFoundError, match="calib_file not found"):
+        matrix_from_calib_file(raw / "nope.txt")
+
+
+def test_stats_count_drops_errors_and_latency():
+    stats = NodeStats()
+    for replaced in (False, True, True):
+        stats.set_received(replaced)
+    stats.error("empty_cloud")
+    stats.lost("points", 3)
+    for ms in range(1, 101):
+        stats.published(float(ms), {"complete": 10.0})
+    values = stats.values()
+    assert values["synchronized sets"] == "3" and values["dropped (replaced before processing)"] == "2"
+    assert values["bad frames"] == "1" and values["bad frames: empty_cloud"] == "1"
+    assert values["lost by DDS: points"] == "3" and values["processed"] == "100"
+    assert float(values["latency p50 (ms)"]) == pytest.approx(50.5)
+    assert float(values["latency p99 (ms)"]) == pytest.approx(99.0, abs=0.05)
+    assert values["complete mean (ms)"] == "10.0"
+
+
+def test_rate_meter():
+    meter = RateMeter()
+    for i in range(11):
+        meter.tick(100.0 + 0.1 * i)
+    assert meter.rate(now=101.0) == pytest.approx(10.0)
+    assert meter.rate(now=200.0) == 0.0       # silent for longer than stale_after

@@ -1,0 +1,141 @@
+"""DepthPipeline: projection + completion + organized cloud, the code shared by the node and bag process."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lumde_depth.geometry import backproject, project_points, read_kitti_object_calib, unpack_rgb
+from lumde_depth.inference import DepthCompleter
+from lumde_depth.ros.pipeline import TURBO, DepthPipeline, FrameError, colorize
+
+P = np.array([[120.0, 0.0, 79.5, 0.0], [0.0, 120.0, 47.5, 0.0], [0.0, 0.0, 1.0, 0.0]])
+# LiDAR (x forward, y left, z up) -> camera optical (x right, y down, z forward), LiDAR 0.3 m above.
+T = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, -0.3], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+
+
+def _scene(seed: int = 0):
+    """A wall 20 m ahead and a box 6 m ahead, sampled like a LiDAR (LiDAR frame)."""
+    rng = np.random.default_rng(seed)
+    az, el = np.meshgrid(np.linspace(-0.6, 0.6, 300), np.linspace(-0.35, 0.1, 40))
+    dirs = np.stack([np.ones_like(az), np.tan(az), np.tan(el)], -1).reshape(-1, 3)
+    dist = np.where((np.abs(dirs[:, 1]) < 0.1) & (dirs[:, 2] > -0.2), 6.0, 20.0)
+    points = (dirs * dist[:, None]).astype(np.float32)
+    rgb = rng.integers(0, 256, (96, 160, 3), dtype=np.uint8)
+    return rgb, points
+
+
+@pytest.fixture(scope="module")
+def classical():
+    return DepthCompleter.load(None, backend="classical")
+
+
+def test_pipeline_outputs_are_projection_completion_and_backprojection(classical):
+    rgb, points = _scene()
+    result = DepthPipeline(classical, max_depth=80.0).process(rgb, P, points, T)
+    np.testing.assert_array_equal(result.sparse, project_points(points, T, P, 160, 96, 0.1, 80.0))
+    assert 0.02 < (result.sparse > 0).mean() < 0.6
+    np.testing.assert_array_equal(result.depth, classical.complete(rgb, result.sparse, P[:, :3]))
+    assert result.cloud.shape == (96, 160)
+    xyz = np.stack([result.cloud[k] for k in "xyz"], -1)
+    np.testing.assert_array_equal(xyz, backproject(result.depth, P))
+    np.testing.assert_array_equal(unpack_rgb(result.cloud["rgb"]), rgb)
+    # the box 6 m ahead stays at 6 m in the dense depth where the LiDAR saw it
+    box = (result.sparse > 5.5) & (result.sparse < 6.5)
+    assert box.sum() > 20 and (np.abs(result.depth[box] - 6.0) < 0.5).mean() > 0.9
+    assert result.colored.shape == (96, 160, 3) and result.colored.dtype == np.uint8
+    assert {"project", "complete", "cloud", "colorize", "total"} <= set(result.timings)
+
+
+def test_decimation_samples_the_same_points(classical):
+    rgb, points = _scene()
+    full = DepthPipeline(classical).process(rgb, P, points, T)
+    dec = DepthPipeline(classical, decimation=3).process(rgb, P, points, T)
+    assert dec.cloud.shape == (32, 54)
+    for key in "xyz":
+        np.testing.assert_array_equal(dec.cloud[key], full.cloud[key][::3, ::3])
+
+
+@pytest.mark.parametrize("case, kind", [
+    ("empty", "empty_cloud"), ("behind", "no_points_in_view"), ("no_T", "no_extrinsic"),
+    ("bad_image", "bad_image"), ("bad_P", "bad_camera_info"), ("bad_cloud", "bad_cloud"),
+])
+def test_bad_frames_raise_frame_errors_with_a_kind(classical, case, kind):
+    rgb, points = _scene()
+    args = {"rgb": rgb, "P": P, "points": points, "T_cam_lidar": T}
+    if case == "empty":
+        args["points"] = np.zeros((0, 3), np.float32)
+    elif case == "behind":
+        args["points"] = points * np.array([-1.0, 1.0, 1.0], np.float32)
+    elif case == "no_T":
+        args["T_cam_lidar"] = None
+    elif case == "bad_image":
+        args["rgb"] = rgb[..., 0]
+    elif case == "bad_P":
+        args["P"] = np.zeros((3, 4))
+    elif case == "bad_cloud":
+        args["points"] = points[:, :2]
+    with pytest.raises(FrameError) as info:
+        DepthPipeline(classical).process(**args)
+    assert info.value.kind == kind and str(info.value)
+
+
+def test_camera_only_needs_a_monocular_model(classical):
+    rgb, _ = _scene()
+    with pytest.raises(FrameError, match="sparse depth is required") as info:
+        DepthPipeline(classical).process(rgb, P, None, None)
+    assert info.value.kind == "bad_input"
+
+
+def test_colorize_near_red_far_blue_invalid_black():
+    depth = np.array([[0.5, 1.0, 80.0, 200.0, 0.0, np.nan]], np.float32)
+    out = colorize(depth, 1.0, 80.0)
+    np.testing.assert_array_equal(out[0, 0], TURBO[255])
+    np.testing.assert_array_equal(out[0, 1], TURBO[255])
+    np.testing.assert_array_equal(out[0, 2], TURBO[0])
+    np.testing.assert_array_equal(out[0, 3], TURBO[0])
+    assert not out[0, 4:].any()
+    assert TURBO[230, 0] > 2 * TURBO[230, 2] and TURBO[30, 2] > 2 * TURBO[30, 0]   # red near, blue far
+
+
+def test_real_kitti_frame(shared_data, classical):
+    root = shared_data / "kitti_object" / "training"
+    rgb = np.asarray(Image.open(root / "image_2" / "000000.png").convert("RGB"))
+    calib = read_kitti_object_calib(root / "calib" / "000000.txt")
+    scan = np.fromfile(root / "velodyne" / "000000.bin", np.float32).reshape(-1, 4)
+    result = DepthPipeline(classical, decimation=2).process(rgb, calib.P, scan[:, :3], calib.T_cam_lidar)
+    density = (result.sparse > 0).mean()
+    assert 0.02 < density < 0.08
+    lower = result.depth[rgb.shape[0] // 2:]
+    assert (lower > 0).mean() > 0.99 and np.median(lower[lower > 0]) < 40
+    assert result.cloud.shape == ((rgb.shape[0] + 1) // 2, (rgb.shape[1] + 1) // 2)
+
+
+def test_frame_inputs_from_messages():
+    """Message sets (raw or compressed image) become (rgb, P, xyz); malformed ones raise the node's kinds."""
+    import io
+
+    from lumde_depth.ros import convert
+    from lumde_depth.ros.pipeline import frame_inputs
+    sensor_msgs = pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs not installed")
+    rgb, points = _scene()
+    header = convert.make_header(5, "cam")
+    image = convert.numpy_to_image(rgb[..., ::-1].copy(), "bgr8", header)
+    info = convert.make_camera_info(header, 160, 96, P=P)
+    cloud = convert.xyzi_to_cloud(np.hstack([points, np.ones((len(points), 1), np.float32)]), header)
+    got_rgb, got_P, xyz = frame_inputs(image, info, cloud)
+    np.testing.assert_array_equal(got_rgb, rgb)
+    np.testing.assert_array_equal(got_P, P)
+    np.testing.assert_array_equal(xyz, points)
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    compressed = sensor_msgs.CompressedImage(header=header, format="rgb8; png compressed", data=buf.getvalue())
+    np.testing.assert_array_equal(frame_inputs(compressed, info, None)[0], rgb)
+
+    with pytest.raises(FrameError, match="160x96") as small:
+        frame_inputs(convert.numpy_to_image(rgb[:, :80].copy(), "rgb8", header), info, cloud)
+    assert small.value.kind == "size_mismatch"
+    with pytest.raises(FrameError) as depth:
+        frame_inputs(convert.numpy_to_image(np.zeros((96, 160), np.float32), "32FC1", header), info, cloud)
+    assert depth.value.kind == "bad_image"
