@@ -72,9 +72,9 @@ def ouster_like(scan: np.ndarray, header, typestore) -> object:
     msg = convert.structured_to_cloud(pts.reshape(-1, 1200), header, typestore=typestore)
     rows = np.zeros((msg.height, msg.row_step + 32), np.uint8)
     rows[:, :msg.row_step] = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, -1)
-    msg.row_step += 32
-    msg.data = convert.uint8_field(type(msg), rows.reshape(-1))
-    return msg
+    return convert.with_data(type(msg), rows, header=msg.header, height=msg.height, width=msg.width, fields=msg.fields,
+                             is_bigendian=msg.is_bigendian, point_step=msg.point_step, row_step=msg.row_step + 32,
+                             is_dense=msg.is_dense)
 
 
 def main() -> int:

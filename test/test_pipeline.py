@@ -7,7 +7,7 @@ from PIL import Image
 
 from lumde_depth.geometry import backproject, project_points, read_kitti_object_calib, unpack_rgb
 from lumde_depth.inference import DepthCompleter
-from lumde_depth.ros.pipeline import TURBO, DepthPipeline, FrameError, colorize
+from lumde_depth.ros.pipeline import DepthPipeline, FrameError
 
 P = np.array([[120.0, 0.0, 79.5, 0.0], [0.0, 120.0, 47.5, 0.0], [0.0, 0.0, 1.0, 0.0]])
 # LiDAR (x forward, y left, z up) -> camera optical (x right, y down, z forward), LiDAR 0.3 m above.
@@ -85,17 +85,6 @@ def test_camera_only_needs_a_monocular_model(classical):
     with pytest.raises(FrameError, match="sparse depth is required") as info:
         DepthPipeline(classical).process(rgb, P, None, None)
     assert info.value.kind == "bad_input"
-
-
-def test_colorize_near_red_far_blue_invalid_black():
-    depth = np.array([[0.5, 1.0, 80.0, 200.0, 0.0, np.nan]], np.float32)
-    out = colorize(depth, 1.0, 80.0)
-    np.testing.assert_array_equal(out[0, 0], TURBO[255])
-    np.testing.assert_array_equal(out[0, 1], TURBO[255])
-    np.testing.assert_array_equal(out[0, 2], TURBO[0])
-    np.testing.assert_array_equal(out[0, 3], TURBO[0])
-    assert not out[0, 4:].any()
-    assert TURBO[230, 0] > 2 * TURBO[230, 2] and TURBO[30, 2] > 2 * TURBO[30, 0]   # red near, blue far
 
 
 def test_real_kitti_frame(shared_data, classical):

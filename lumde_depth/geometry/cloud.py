@@ -20,11 +20,16 @@ def _valid_depth(depth: np.ndarray) -> np.ndarray:
     return depth.astype(np.float32, copy=False)
 
 
-def _backproject_grid(depth: np.ndarray, K: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """x, y, z of ``depth`` (already sampled at the pixel grid ``rows`` x ``cols``), NaN where invalid."""
+def _pinhole(K: np.ndarray) -> np.ndarray:
     Kc = intrinsic_matrix(K)
     if Kc[0, 1] != 0 or Kc[1, 0] != 0 or Kc[2, 0] != 0 or Kc[2, 1] != 0 or Kc[2, 2] != 1:
         raise ValueError("backproject needs a pinhole K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew)")
+    return Kc
+
+
+def _backproject_grid(depth: np.ndarray, K: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """x, y, z of ``depth`` (already sampled at the pixel grid ``rows`` x ``cols``), NaN where invalid."""
+    Kc = _pinhole(K)
     fx, fy, cx, cy = Kc[0, 0], Kc[1, 1], Kc[0, 2], Kc[1, 2]
     z = np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan))
     out = np.empty(depth.shape + (3,), dtype=np.float32)
@@ -64,20 +69,31 @@ def organized_cloud(depth: np.ndarray, K: np.ndarray, rgb: np.ndarray | None = N
     array of :data:`XYZRGB` (x, y, z NaN where depth is invalid, so ``is_dense`` is false).
 
     ``decimation`` keeps every n-th pixel in both directions (``H' = ceil(H / n)``), computed on that
-    grid only. Without ``rgb`` the colour is packed white.
+    grid only. Without ``rgb`` the colour is packed white. The fields are written in place (no
+    intermediate x, y, z or packed-colour arrays): this runs once per published frame.
     """
     depth = _valid_depth(depth)
     if not isinstance(decimation, (int, np.integer)) or decimation < 1:
         raise ValueError(f"decimation must be an integer >= 1, got {decimation!r}")
     H, W = depth.shape
+    Kc = _pinhole(K)
+    fx, fy, cx, cy = Kc[0, 0], Kc[1, 1], Kc[0, 2], Kc[1, 2]
     rows, cols = np.arange(0, H, decimation), np.arange(0, W, decimation)
-    xyz = _backproject_grid(depth[::decimation, ::decimation], K, rows.astype(np.float64), cols.astype(np.float64))
-    cloud = np.empty(xyz.shape[:2], dtype=XYZRGB)
-    cloud["x"], cloud["y"], cloud["z"] = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    d = depth[::decimation, ::decimation]
+    cloud = np.empty(d.shape, dtype=XYZRGB)
+    z = cloud["z"]
+    np.copyto(z, d)
+    z[~(np.isfinite(d) & (d > 0))] = np.nan
+    np.multiply(z, ((cols - cx) / fx).astype(np.float32)[None, :], out=cloud["x"])
+    np.multiply(z, ((rows - cy) / fy).astype(np.float32)[:, None], out=cloud["y"])
+    colour = cloud.view(np.uint8).reshape(d.shape + (XYZRGB.itemsize,))[..., 12:16]  # little-endian 0x00RRGGBB
     if rgb is None:
-        cloud["rgb"] = pack_rgb(np.full(3, 255, dtype=np.uint8))
+        colour[...] = (255, 255, 255, 0)
     else:
-        if np.asarray(rgb).shape[:2] != (H, W):
-            raise ValueError(f"rgb is {np.asarray(rgb).shape[:2]} but depth is {(H, W)}: they must be the same size")
-        cloud["rgb"] = pack_rgb(np.asarray(rgb)[::decimation, ::decimation])
+        rgb = np.asarray(rgb)
+        if rgb.shape[:2] != (H, W) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"rgb must be (H, W, 3) uint8, the same size as the depth {(H, W)}; got {rgb.dtype} "
+                             f"{rgb.shape}")
+        colour[..., :3] = rgb[::decimation, ::decimation, ::-1]
+        colour[..., 3] = 0
     return cloud

@@ -20,6 +20,7 @@ import numpy as np
 from lumde_depth.geometry import organized_cloud, project_points
 from lumde_depth.inference import DepthCompleter
 from lumde_depth.ros import convert
+from lumde_depth.viz import colorize
 
 
 class FrameError(ValueError):
@@ -131,29 +132,3 @@ class DepthPipeline:
                                                   "image: check T_cam_lidar (LiDAR -> camera optical frame) "
                                                   "and the cloud's frame")
         return sparse
-
-
-# Turbo colour map (Mikhailov, Google 2019), the published polynomial fit, sampled at 256 levels.
-def _turbo_lut() -> np.ndarray:
-    x = np.linspace(0.0, 1.0, 256)
-    powers = np.stack([x ** i for i in range(6)])
-    coeffs = np.array([[0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943],
-                       [0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604],
-                       [0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973]])
-    return (np.clip(coeffs @ powers, 0.0, 1.0).T * 255.0 + 0.5).astype(np.uint8)
-
-
-TURBO = _turbo_lut()
-
-
-def colorize(depth: np.ndarray, near: float, far: float) -> np.ndarray:
-    """(H, W, 3) uint8 picture of ``depth``: turbo on log depth, ``near`` (and closer) red, ``far``
-    (and beyond) dark blue (log spreads the near range, where detail matters); invalid (0 / NaN)
-    pixels are black."""
-    valid = np.isfinite(depth) & (depth > 0)
-    log_d = np.log(np.where(valid, depth, far))
-    scale = 255.0 / (np.log(far) - np.log(near))
-    idx = np.clip((np.log(far) - log_d) * scale, 0, 255).astype(np.uint8)
-    out = TURBO[idx]
-    out[~valid] = 0
-    return out
