@@ -1,0 +1,172 @@
+"""The typed experiment configuration behind ``lumde train|distill|eval|prune-test --config FILE``.
+
+One yaml file describes one experiment of the papers: the model, the data, the loss, the teacher
+(for distillation), Adam and its learning-rate policy, the training stages (CDSPN trains the
+backbone, then the refinement with the backbone frozen, then everything), checkpointing, logging,
+evaluation and the pruning stability test. Every key is validated by :mod:`lumde_depth.config`
+before any work starts: a misspelled key is an error naming the closest valid one.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from lumde_depth.config import ConfigError, field, load
+
+#: Metric names of each evaluation protocol, in table order; True where lower is better.
+PROTOCOL_METRICS: dict[str, dict[str, bool]] = {
+    "kitti": {"rmse": True, "mae": True, "irmse": True, "imae": True},
+    "nyu": {"rmse": True, "rel": True, "d1": False, "d2": False, "d3": False},
+    "mono": {"abs_rel": True, "sq_rel": True, "rmse": True, "rmse_log": True, "d1": False, "d2": False, "d3": False},
+}
+PROTOCOL_METRICS["mono_lidar"] = PROTOCOL_METRICS["mono"]
+PROTOCOLS = tuple(PROTOCOL_METRICS)
+
+
+@dataclass
+class ModelConfig:
+    name: str = field("lspkd_student", doc="registered architecture (lumde_depth.models.names())")
+    kwargs: dict = field(default_factory=dict, doc="keyword arguments of the architecture, e.g. {width: 0.5}")
+    kind: str = field("completion", choices=("completion", "monocular"), doc="model(rgb, sparse) or model(rgb)")
+    init: Optional[str] = field(None, doc="model file (lumde_depth.models.io) whose weights start the run")
+
+
+@dataclass
+class DataConfig:
+    kind: str = field("kitti_dc", doc="dataset kind of lumde_depth.data.build_dataset (kitti_dc, kitti_raw, nyuv2)")
+    root: str = field("data/kitti_depth", doc="dataset root folder")
+    train_split: str = field("train")
+    val_split: str = field("val")
+    val_kind: Optional[str] = field(None, doc="dataset kind of the validation split when it differs from 'kind' "
+                                               "(monocular: train on kitti_raw triplets, evaluate on kitti_dc)")
+    val_root: Optional[str] = field(None, doc="root of the validation split when it differs from 'root'")
+    train_kwargs: dict = field(default_factory=dict, doc="extra build_dataset arguments for training (crops...)")
+    val_kwargs: dict = field(default_factory=dict, doc="extra build_dataset arguments for validation")
+    batch_size: int = field(8, low=1, high=4096, doc="per process (per GPU under torchrun)")
+    num_workers: int = field(2, low=0, high=64)
+    max_train_samples: Optional[int] = field(None, low=1, doc="use only the first N training samples")
+    max_val_samples: Optional[int] = field(None, low=1, doc="evaluate on the first N validation samples")
+    depth_range: list[float] = field(default_factory=lambda: [0.0, 80.0], low=0.0,
+                                     doc="[min, max] metres; recorded in the model file, predictions clamped to it")
+    protocol: str = field("kitti", choices=PROTOCOLS, doc="evaluation metrics (DESIGN.md section 8)")
+
+
+@dataclass
+class TeacherConfig:
+    source: Optional[str] = field(None, doc="teacher: a model file (.pt lumde model, TorchScript, .onnx) or a folder "
+                                             "of cached predictions; empty = no teacher")
+    cache_dir: Optional[str] = field(None, doc="where `lumde distill --cache-teacher` writes predictions "
+                                                "(default RUN_DIR/teacher_cache)")
+
+
+@dataclass
+class StageConfig:
+    name: str = field("all", doc="shown in logs")
+    steps: int = field(1000, low=1, doc="optimizer steps in this stage")
+    lr: float = field(1e-3, low=0.0, high=1.0, doc="learning rate at the start of the stage")
+    train: list[str] = field(default_factory=list, doc="parameter-name prefixes trained in this stage (empty = all)")
+    freeze: list[str] = field(default_factory=list, doc="parameter-name prefixes frozen in this stage")
+    target: str = field("depth", doc="model output supervised in this stage (e.g. coarse_depth for a backbone stage)")
+    distill: bool = field(True, doc="apply the teacher terms in this stage (distill runs only)")
+
+
+@dataclass
+class OptimConfig:
+    name: str = field("adam", choices=("adam", "adamw"))
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999], low=0.0, high=1.0)
+    eps: float = field(1e-8, low=0.0)
+    weight_decay: float = field(0.0, low=0.0)
+    policy: str = field("constant", choices=("constant", "step", "poly"), doc="learning-rate policy within a stage")
+    step_size: int = field(1000, low=1, doc="'step': multiply the lr by gamma every step_size steps")
+    gamma: float = field(0.5, low=0.0, high=1.0)
+    power: float = field(0.9, low=0.0, doc="'poly': lr * (1 - t/T)^power")
+    warmup_steps: int = field(0, low=0, doc="linear warm-up at the start of every stage")
+    grad_clip: Optional[float] = field(None, low=0.0, doc="clip the global gradient norm")
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = field(500, low=1, doc="write a training-state checkpoint every N steps (and at the end)")
+    keep: int = field(3, low=1, doc="keep the newest N checkpoints")
+
+
+@dataclass
+class LogConfig:
+    every: int = field(10, low=1, doc="log a row (jsonl + csv) every N steps")
+    progress: bool = field(True, doc="tqdm progress bar")
+
+
+@dataclass
+class EvalConfig:
+    every: int = field(0, low=0, doc="evaluate on the validation set every N steps during training (0 = at the end)")
+    model: Optional[str] = field(None, doc="model file for `lumde eval` / `lumde prune-test` "
+                                           "(default RUN_DIR/model.pt)")
+    batch_size: int = field(1, low=1)
+
+
+@dataclass
+class PruneConfig:
+    gamma: float = field(0.75, low=0.0, high=1.0, doc="fraction of a layer's filters disabled at random")
+    repeats: int = field(1, low=1, doc="random draws per layer (metrics averaged)")
+    metric: str = field("rmse", doc="metric compared before/after: one of the data.protocol's (PROTOCOL_METRICS)")
+    layers: list[str] = field(default_factory=list, doc="module-name prefixes to test (empty = every conv layer)")
+    eps: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.25], low=0.0,
+                             doc="relative metric change thresholds eps1 < eps2 < eps3 of thesis algorithm 1")
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = field("experiment", doc="run name (default run dir runs/<name>)")
+    seed: int = field(0, low=0)
+    deterministic: bool = field(False, doc="torch.use_deterministic_algorithms(True): bitwise-reproducible resumes")
+    device: str = field("auto", choices=("auto", "cpu", "cuda"))
+    amp: bool = field(True, doc="mixed precision (autocast + GradScaler) on CUDA; always off on CPU")
+    imports: list[str] = field(default_factory=list, doc="python modules imported first (to register own models)")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: dict = field(default_factory=dict, doc="loss terms, validated by lumde_depth.distill (see its docs)")
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+
+    @property
+    def total_steps(self) -> int:
+        return sum(stage.steps for stage in self.stages)
+
+
+def load_experiment(path: str | Path | None, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Load and fully validate an experiment (including the loss section and the imports)."""
+    cfg = load(ExperimentConfig, path, overrides)
+    where = f"{path}: " if path is not None else ""
+    if not cfg.stages:
+        raise ConfigError(f"{where}'stages' is empty: give at least one stage, e.g. stages: [{{steps: 1000}}]")
+    if len(cfg.data.depth_range) != 2 or cfg.data.depth_range[0] >= cfg.data.depth_range[1]:
+        raise ConfigError(f"{where}'data.depth_range' must be [min, max] with min < max, got {cfg.data.depth_range}")
+    if cfg.prune.metric not in PROTOCOL_METRICS[cfg.data.protocol]:
+        raise ConfigError(f"{where}'prune.metric' = {cfg.prune.metric!r} is not a {cfg.data.protocol} metric "
+                          f"(choose one of {', '.join(PROTOCOL_METRICS[cfg.data.protocol])})")
+    eps = cfg.prune.eps
+    if len(eps) != 3 or not eps[0] <= eps[1] <= eps[2]:
+        raise ConfigError(f"{where}'prune.eps' must be three increasing thresholds [eps1, eps2, eps3], got {eps}")
+    for module in cfg.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"{where}'imports': cannot import '{module}': {exc}") from None
+    validate_loss(cfg.loss, where)
+    return cfg
+
+
+def validate_loss(loss: dict[str, Any], where: str = "") -> None:
+    """Check the loss section with the distillation package's own strict config (before any work)."""
+    from lumde_depth.engine.objective import parse_loss_config
+    try:
+        parse_loss_config(loss)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}loss: {exc}") from None

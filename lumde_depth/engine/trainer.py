@@ -1,0 +1,303 @@
+"""The training / distillation loop behind ``lumde train`` and ``lumde distill``.
+
+One loop serves a single process and ``torchrun`` (DistributedDataParallel): Adam over the model
+and the loss's own parameters, the configured stages (parameters frozen per stage, a supervised
+output per stage), mixed precision on CUDA, a csv/jsonl log, atomic training-state checkpoints
+every N steps, and an exact resume: the data order is a seeded per-epoch permutation whose already
+done batches are skipped, per-sample augmentation is seeded by (seed, epoch, index), and every
+random generator is restored, so on CPU in deterministic mode a run killed with SIGKILL and resumed
+ends with the same weights, bit for bit, as one that was never interrupted.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from lumde_depth.config import ConfigError, to_dict
+from lumde_depth.engine import checkpoint as ckpt
+from lumde_depth.engine.datasets import EpochLoader, build_split, to_device
+from lumde_depth.engine.distributed import (World, barrier, broadcast_buffers, check_same_weights, init_world,
+                                            reduce_mean, shutdown)
+from lumde_depth.engine.experiment import ExperimentConfig, StageConfig
+from lumde_depth.engine.logs import MetricsLog
+from lumde_depth.engine.objective import Objective, build_loss
+from lumde_depth.engine.schedule import check_stage_prefixes, lr_at, stage_at, trainable
+from lumde_depth.models import build
+from lumde_depth.models.io import load_model, save_model
+
+
+#: Settings that may change between an interrupted run and its resume (they do not change the result).
+FREE_ON_RESUME = ("log.", "checkpoint.keep", "data.num_workers", "eval.model", "device")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model_path: Path | None
+    step: int
+    metrics: dict[str, float]
+    checksums: list[float]
+    model: torch.nn.Module
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def set_deterministic(on: bool) -> None:
+    """Bitwise-reproducible kernels (slower); CUDA also needs a fixed cuBLAS workspace."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.benchmark = not on
+
+
+def build_model(cfg: ExperimentConfig) -> torch.nn.Module:
+    """The configured architecture, with the weights of ``model.init`` when given."""
+    model = build(cfg.model.name, **cfg.model.kwargs)
+    if cfg.model.init:
+        init, _meta = load_model(cfg.model.init)
+        if init.arch_name != model.arch_name:
+            raise ConfigError(f"model.init {cfg.model.init} holds a '{init.arch_name}', not a '{cfg.model.name}'")
+        model.load_state_dict(init.state_dict())
+    return model
+
+
+def build_teacher(cfg: ExperimentConfig) -> Any:
+    """The teacher source named by ``teacher.source`` (model file, exported file or prediction cache)."""
+    if not cfg.teacher.source:
+        raise ConfigError("distillation needs a teacher: set teacher.source to a model file, an exported "
+                          "TorchScript/ONNX file or a folder of cached predictions")
+    from lumde_depth.distill.teachers import load_teacher
+    return load_teacher(cfg.teacher.source)
+
+
+def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> dict[str, Any] | None:
+    """Check the run dir against ``--resume``; returns the checkpoint to resume from (or None)."""
+    latest = ckpt.latest_checkpoint(run_dir)
+    if latest is None:
+        return None
+    if not resume:
+        raise ConfigError(f"{run_dir} already holds checkpoints (newest {latest.name}); pass --resume to "
+                          "continue that run, or --out NEW_DIR to start another")
+    state = ckpt.load_checkpoint(latest)
+    differ = [k for k in _differences(state["config"], to_dict(cfg)) if not k.startswith(FREE_ON_RESUME)]
+    if differ:
+        raise ConfigError(f"--resume: the configuration differs from the one {run_dir} was started with at "
+                          f"{', '.join(differ)}; resume with the same config and overrides")
+    return state
+
+
+def run(cfg: ExperimentConfig, run_dir: str | Path, resume: bool = False, distill: bool = False) -> TrainResult:
+    """Train (or distill) the experiment into ``run_dir``; rank 0 writes, every rank trains."""
+    run_dir = Path(run_dir)
+    world = init_world(cfg.device)
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    try:
+        return _run(cfg, run_dir, resume, distill, world)
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+        shutdown(world)
+
+
+def _run(cfg: ExperimentConfig, run_dir: Path, resume: bool, distill: bool, world: World) -> TrainResult:
+    set_deterministic(cfg.deterministic)
+    state = prepare_run_dir(run_dir, cfg, resume)
+    seed_everything(cfg.seed)
+    model = build_model(cfg)
+    check_stage_prefixes(model, cfg.stages)
+    teacher = build_teacher(cfg) if distill else None
+    objective = Objective(model, build_loss(cfg.loss, student=model, teacher=teacher), cfg.model.kind).to(world.device)
+    features = tuple(getattr(objective.loss, "required_features", ()))
+    optimizer = build_optimizer(cfg, objective)
+    critic_opt = objective.loss.critic_optimizer() if getattr(objective.loss, "critic", None) is not None else None
+    use_amp = cfg.amp and world.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loader = EpochLoader(build_split(cfg.data, cfg.data.train_split, train=True), cfg.data.batch_size,
+                         cfg.data.num_workers, world, cfg.seed)
+    val_set = build_split(cfg.data, cfg.data.val_split, train=False) if cfg.data.val_split and world.is_main else None
+    step, epoch, batch_pos, elapsed = 0, 0, 0, 0.0
+    if state is not None:
+        step, epoch, batch_pos, elapsed = _restore(state, objective, optimizer, scaler, critic_opt)
+    log = MetricsLog(run_dir, resume_step=step) if world.is_main else None
+    if world.is_main:
+        (run_dir / "config.yaml").write_text(_yaml(to_dict(cfg)))
+    total = cfg.total_steps
+    bar = tqdm(total=total, initial=step, desc=cfg.name, disable=not (world.is_main and cfg.log.progress),
+               dynamic_ncols=True)
+    stream = loader.iterate(epoch, batch_pos)
+    wrapped, stage_index, t0, window = objective, -1, time.perf_counter() - elapsed, time.perf_counter()
+    input_size, metrics = None, {}
+    objective.train()
+    while step < total:
+        index, start = stage_at(cfg.stages, step)
+        stage = cfg.stages[index]
+        if index != stage_index:
+            wrapped, stage_index = _enter_stage(objective, stage, world), index
+        epoch, batch_pos, batch = next(stream)
+        lr = lr_at(cfg.optim, stage, step - start)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = to_device(batch, world.device)
+        input_size = list(batch["rgb"].shape[-2:])
+        with torch.autocast(world.device.type, enabled=use_amp):
+            with torch.no_grad():
+                teacher_out = teacher(batch, features=features) if teacher is not None else None
+            loss, parts = wrapped(batch, teacher_out, stage.target)
+        _optimize(loss, parts, step, optimizer, scaler, cfg.optim.grad_clip)
+        if critic_opt is not None:  # alternating adversarial step: teacher depth real, this step's student depth fake
+            parts.update(objective.loss.critic_step(objective.loss.fake.float(), teacher_out["depth"].float(),
+                                                    critic_opt, sync=_gradient_sync(world)))
+        step += 1
+        epoch, batch_pos = (epoch + 1, 0) if batch_pos + 1 == loader.batches_per_epoch else (epoch, batch_pos + 1)
+        bar.update(1)
+        if step % cfg.log.every == 0 or step == total:
+            values = reduce_mean({**parts, "total": float(loss.detach())}, world)
+            now = time.perf_counter()
+            rate = cfg.log.every * cfg.data.batch_size * world.size / max(now - window, 1e-9)
+            window = now
+            if log is not None:
+                log.write("train", {"step": step, "epoch": epoch, "stage": stage.name, "lr": lr, **values,
+                                    "time_s": now - t0, "samples_per_s": rate})
+            bar.set_postfix(loss=f"{values['total']:.4g}", lr=f"{lr:.2g}")
+        if cfg.eval.every and step % cfg.eval.every == 0 and step < total:
+            metrics = _validate(cfg, objective.model, val_set, world, log, step)
+        if step % cfg.checkpoint.every == 0 or step == total:
+            if world.is_main:
+                ckpt.save_checkpoint(run_dir, {
+                    "step": step, "epoch": epoch, "batch": batch_pos, "elapsed": time.perf_counter() - t0,
+                    "model": objective.model.state_dict(), "loss": objective.loss.state_dict(),
+                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                    **({"critic_optimizer": critic_opt.state_dict()} if critic_opt is not None else {}),
+                    "rng": ckpt.capture_rng(), "config": to_dict(cfg)}, keep=cfg.checkpoint.keep)
+            barrier(world)
+    bar.close()
+    broadcast_buffers(objective.model, world)
+    checksums = check_same_weights(objective.model, world)
+    metrics = _validate(cfg, objective.model, val_set, world, log, step) if cfg.data.val_split else metrics
+    model_path = None
+    if world.is_main:
+        model_path = save_model(run_dir / "model.pt", objective.model, {
+            "input_size": _deployed_input_size(val_set) or input_size or _saved_input_size(run_dir),
+            "depth_range": list(cfg.data.depth_range),
+            "kind": cfg.model.kind, "trained_on": f"{cfg.data.kind}:{cfg.data.root}:{cfg.data.train_split}",
+            "experiment": cfg.name, "steps": step, "seed": cfg.seed,
+            "teacher": cfg.teacher.source if distill else None, "val_metrics": metrics})
+    return TrainResult(run_dir, model_path, step, metrics, checksums, objective.model)
+
+
+def build_optimizer(cfg: ExperimentConfig, objective: Objective) -> torch.optim.Optimizer:
+    """Adam (or AdamW) over the model and the loss's own parameters (LSPKD's 1x1 adapters, LUMDE's pose
+    net). A critic of the loss (LUMDE's discriminator) is left out: it has its own optimizer and steps."""
+    critic = getattr(objective.loss, "critic", None)
+    skip = {id(p) for p in critic.parameters()} if critic is not None else set()
+    opt_cls = torch.optim.AdamW if cfg.optim.name == "adamw" else torch.optim.Adam
+    return opt_cls([p for p in objective.parameters() if id(p) not in skip], lr=cfg.stages[0].lr,
+                   betas=tuple(cfg.optim.betas), eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay)
+
+
+def _gradient_sync(world: World):
+    """Under torchrun: a function averaging a module's gradients over the processes (the critic is
+    stepped outside DistributedDataParallel); None in a world of one."""
+    if not world.distributed:
+        return None
+
+    def sync(module: torch.nn.Module) -> None:
+        for param in module.parameters():
+            if param.grad is not None:
+                torch.distributed.all_reduce(param.grad)
+                param.grad /= world.size
+    return sync
+
+
+def _restore(state: dict[str, Any], objective: Objective, optimizer: torch.optim.Optimizer,
+             scaler: torch.amp.GradScaler,
+             critic_opt: torch.optim.Optimizer | None = None) -> tuple[int, int, int, float]:
+    """Load a checkpoint into the live objects; returns (step, epoch, batch in epoch, elapsed seconds)."""
+    objective.model.load_state_dict(state["model"])
+    objective.loss.load_state_dict(state["loss"])
+    optimizer.load_state_dict(state["optimizer"])
+    if critic_opt is not None:
+        critic_opt.load_state_dict(state["critic_optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    ckpt.restore_rng(state["rng"])
+    return state["step"], state["epoch"], state["batch"], state["elapsed"]
+
+
+def _optimize(loss: torch.Tensor, parts: dict[str, float], step: int, optimizer: torch.optim.Optimizer,
+              scaler: torch.amp.GradScaler, grad_clip: float | None) -> None:
+    """One (scaled) backward pass and optimizer step, refusing a non-finite loss."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss.item()} at step {step} (parts {parts}); lower the stage lr "
+                                 "or check the data for NaN / inf")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def _enter_stage(objective: Objective, stage: StageConfig, world: World) -> torch.nn.Module:
+    """Freeze what the stage does not train; (re)wrap in DDP, which must see the final requires_grad."""
+    for name, param in objective.model.named_parameters():
+        param.requires_grad_(trainable(name, stage))
+    if not world.distributed:
+        return objective
+    ids = [world.device.index] if world.device.type == "cuda" else None
+    return DistributedDataParallel(objective, device_ids=ids)
+
+
+def _validate(cfg: ExperimentConfig, model: torch.nn.Module, dataset, world: World, log: MetricsLog | None,
+              step: int) -> dict[str, float]:
+    """Metrics on the validation split (rank 0 evaluates, the others wait)."""
+    from lumde_depth.engine.evaluate import evaluate
+    metrics: dict[str, float] = {}
+    if world.is_main:
+        metrics = evaluate(model, dataset, cfg.data.protocol, kind=cfg.model.kind, batch_size=cfg.eval.batch_size,
+                           depth_range=cfg.data.depth_range, device=world.device)
+        model.train()
+        if log is not None:
+            log.write("val", {"step": step, **metrics})
+    barrier(world)
+    return metrics
+
+
+def _deployed_input_size(val_set) -> list[int] | None:
+    """The size the model is meant to run at: a validation frame's (training batches may be random
+    crops of it, and DepthCompleter resizes whole images to this size)."""
+    return list(val_set[0]["rgb"].shape[-2:]) if val_set is not None and len(val_set) else None
+
+
+def _saved_input_size(run_dir: Path) -> list[int] | None:
+    """The input size of an earlier model file of the run (a resume that had no step left)."""
+    path = run_dir / "model.pt"
+    return load_model(path)[1].get("input_size") if path.exists() else None
+
+
+def _differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(current, dict):
+        keys = sorted(set(saved) | set(current))
+        return [d for k in keys for d in _differences(saved.get(k), current.get(k), f"{prefix}{k}.")]
+    if isinstance(saved, float) and isinstance(current, float) and math.isclose(saved, current):
+        return []
+    return [] if saved == current else [prefix.rstrip(".")]
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    import yaml
+    return yaml.safe_dump(data, sort_keys=False)
