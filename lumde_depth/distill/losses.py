@@ -11,6 +11,9 @@ Two method families, chosen by ``method``:
   Feature terms need a live teacher model (its named features).
 - ``blackbox`` (CDSPN thesis, eq. 4.5): MSE on the target and on the teacher's depth and depth
   gradient; works with any teacher source, cached predictions included.
+- ``lumde`` (LUMDE, monocular): self-supervised photometric loss with a pose net, plus, with a
+  teacher, pixel-wise, pair-wise and adversarial distillation (``lumde:`` sub-section,
+  :class:`~lumde_depth.distill.lumde.LumdeConfig`); needs frame triplets (``kitti_raw``).
 
 ``target`` is the batch key supervised with (``gt``; ``sparse`` for the paper's sparse-supervision
 experiment), averaged over pixels where it is > 0.
@@ -36,13 +39,14 @@ from lumde_depth.distill.baselines import ATTTerm, PROBTerm, SPKDTerm
 from lumde_depth.distill.blackbox import BlackBoxLoss
 from lumde_depth.distill.features import DEFAULT_LAYERS, SIZE_MISMATCH, feature
 from lumde_depth.distill.lspkd import LSPKDTerm
+from lumde_depth.distill.lumde import LumdeConfig, LumdeLoss
 from lumde_depth.distill.similarity import PADDINGS
 from lumde_depth.distill.supervision import (TARGETS, logged, masked_error, student_depth, target_depth,
                                              teacher_depth)
 from lumde_depth.distill.teachers import Teacher, load_teacher, probe_batch, run_model
 from lumde_depth.models.io import unwrap
 
-METHODS = ("lspkd", "blackbox")
+METHODS = ("lspkd", "blackbox", "lumde")
 TERM_KINDS = ("lspkd", "prob", "att", "spkd")
 
 #: Per-kind options of a feature term and their defaults (the papers' values).
@@ -83,15 +87,17 @@ class FeatureTermConfig:
 class LossConfig:
     """The distillation loss: method, target and the method's weights."""
 
-    method: str = field("lspkd", choices=METHODS, doc="lspkd (features + depth, Sensors 2022) or blackbox (CDSPN)")
+    method: str = field("lspkd", choices=METHODS,
+                        doc="lspkd (features + depth, Sensors 2022), blackbox (CDSPN) or lumde (monocular)")
     target: str = field("gt", choices=TARGETS, doc="batch key supervised with, over pixels > 0")
     w1: float | None = field(None, low=0.0, doc="lspkd only: weight of L1 to the teacher's depth (paper: 1)")
     terms: list[FeatureTermConfig] | None = field(None, doc="lspkd only: feature terms (default: one lspkd term)")
     lambda1: float | None = field(None, low=0.0, high=1.0, doc="blackbox only: teacher depth MSE weight (0.1)")
     lambda2: float | None = field(None, low=0.0, high=1.0, doc="blackbox only: teacher gradient MSE weight (0.1)")
+    lumde: LumdeConfig | None = field(None, doc="lumde only: self-supervision, distillation and critic settings")
 
     def __post_init__(self) -> None:
-        own = {"lspkd": ("w1", "terms"), "blackbox": ("lambda1", "lambda2")}
+        own = {"lspkd": ("w1", "terms"), "blackbox": ("lambda1", "lambda2"), "lumde": ("lumde",)}
         for method, options in own.items():
             for option in options:
                 if method != self.method and getattr(self, option) is not None:
@@ -103,6 +109,8 @@ class LossConfig:
             kinds = [t.kind for t in self.terms]
             if len(set(kinds)) != len(kinds):
                 raise ConfigError(f"'terms' lists a kind twice ({kinds}); give each kind once with all its layers")
+        elif self.method == "lumde":
+            self.lumde = LumdeConfig() if self.lumde is None else self.lumde
         else:
             self.lambda1 = 0.1 if self.lambda1 is None else self.lambda1
             self.lambda2 = 0.1 if self.lambda2 is None else self.lambda2
@@ -162,6 +170,8 @@ def build_loss(cfg: LossConfig | Mapping[str, Any], student: nn.Module | None = 
         cfg = from_dict(LossConfig, dict(cfg))
     if cfg.method == "blackbox":
         return BlackBoxLoss(cfg.lambda1, cfg.lambda2, cfg.target)
+    if cfg.method == "lumde":
+        return _lumde_loss(cfg.lumde, student, teacher)
     if cfg.terms and teacher is not None:
         teacher = load_teacher(teacher)
         teacher.check_features(sorted({layer for t in cfg.terms for layer in t.layers}))
@@ -177,6 +187,25 @@ def build_loss(cfg: LossConfig | Mapping[str, Any], student: nn.Module | None = 
             module = {"prob": PROBTerm, "spkd": SPKDTerm}[t.kind](t.layers, t.size_mismatch)
         terms.append((t.weight, module))
     return FeatureDistillLoss(terms, cfg.w1, cfg.target)
+
+
+def _lumde_loss(cfg: LumdeConfig, student: nn.Module | None, teacher: Teacher | nn.Module | str | None) -> LumdeLoss:
+    """The LUMDE loss, checked against the depth net's disparity range and the teacher source."""
+    if student is not None:
+        net = unwrap(student)
+        for key in ("min_depth", "max_depth"):
+            if hasattr(net, key) and float(getattr(net, key)) != float(getattr(cfg, key)):
+                raise ConfigError(f"loss.lumde.{key} = {getattr(cfg, key)} but the model's {key} is "
+                                  f"{getattr(net, key)}: the loss must turn disparity into depth as the model does; "
+                                  f"set both to the same value")
+    loss = LumdeLoss(cfg)
+    if teacher is not None:
+        teacher = load_teacher(teacher)
+        if teacher.kind != "monocular":
+            raise ConfigError(f"the LUMDE teacher must be a monocular depth net (model(rgb)); {teacher.identity} is a "
+                              f"{teacher.kind} model")
+        teacher.check_features(loss.required_features)
+    return loss
 
 
 def _probe_channels(terms: Sequence[FeatureTermConfig], student: nn.Module | None, teacher: Teacher | None,

@@ -4,12 +4,13 @@ distilled from a frozen teacher with pixel-wise, pair-wise and adversarial terms
 :class:`LumdeLoss` owns the pose network (it is trained with the depth net and only serves the
 loss) and, when the adversarial weight is > 0, the Transformer critic. The critic is trained by
 its own optimizer in alternating steps (:meth:`LumdeLoss.critic_step`); the trainer keeps the
-critic's parameters out of the student optimizer (see :attr:`LumdeLoss.critic_prefix`).
+critic's parameters out of the student optimizer (the critic is frozen outside its own step) and,
+after each student step, gives the critic the student depth of that step (:attr:`LumdeLoss.fake`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -30,6 +31,8 @@ class LumdeConfig:
     kd: MonoKDConfig = field(default_factory=MonoKDConfig)
     critic: dict = field(default_factory=dict, doc="keyword arguments of lumde_discriminator")
     critic_lr: float = field(1e-4, low=0.0, high=1.0, doc="Adam learning rate of the critic")
+    critic_betas: list[float] = field(default_factory=lambda: [0.5, 0.9], low=0.0, high=1.0,
+                                      doc="Adam betas of the critic (WGAN-GP uses low momentum)")
 
 
 class LumdeLoss(nn.Module):
@@ -39,8 +42,6 @@ class LumdeLoss(nn.Module):
     student trained alone).
     """
 
-    critic_prefix = "critic."
-
     def __init__(self, cfg: LumdeConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or LumdeConfig()
@@ -48,6 +49,12 @@ class LumdeLoss(nn.Module):
         self.selfsup = SelfSupervisedLoss(self.cfg.selfsup, self.cfg.min_depth, self.cfg.max_depth)
         self.kd = MonoDistillLoss(self.cfg.kd)
         self.critic = build("lumde_discriminator", **self.cfg.critic) if self.cfg.kd.adversarial > 0 else None
+        if self.critic is not None:
+            # frozen outside critic_step: the student's adversarial term needs gradients for the depth only,
+            # and DistributedDataParallel then leaves the critic to its own optimizer
+            self.critic.requires_grad_(False)
+        #: The student depth of the last distillation forward (detached): the critic's next fake sample.
+        self.fake: torch.Tensor | None = None
 
     @property
     def required_features(self) -> tuple[str, ...]:
@@ -67,20 +74,40 @@ class LumdeLoss(nn.Module):
             total = total + kd
             parts.update(kd_parts)
             if self.critic is not None:
+                self.fake = student_out["depth"].detach()
                 adv = generator_loss(self.critic, student_out["depth"])
                 total = total + self.cfg.kd.adversarial * adv
                 parts["adversarial"] = float(adv.detach())
         parts["total"] = float(total.detach())
         return total, parts
 
+    def critic_optimizer(self) -> torch.optim.Optimizer:
+        """Adam over the critic's parameters (``critic_lr``, ``critic_betas``): the critic's own optimizer."""
+        if self.critic is None:
+            raise RuntimeError("the loss has no critic (lumde.kd.adversarial is 0)")
+        return torch.optim.Adam(self.critic.parameters(), lr=self.cfg.critic_lr, betas=tuple(self.cfg.critic_betas))
+
     def critic_step(self, student_depth: torch.Tensor, teacher_depth: torch.Tensor,
-                    optimizer: torch.optim.Optimizer) -> dict[str, float]:
-        """``critic_steps`` WGAN-GP updates of the critic: teacher depth real, student depth fake."""
+                    optimizer: torch.optim.Optimizer,
+                    sync: Callable[[nn.Module], None] | None = None) -> dict[str, float]:
+        """``critic_steps`` WGAN-GP updates of the critic: teacher depth real, student depth fake.
+
+        ``sync(critic)`` runs between backward and step (the trainer averages the critic's
+        gradients over processes there under torchrun).
+        """
+        if self.critic is None:
+            raise RuntimeError("critic_step called but the loss has no critic (lumde.kd.adversarial is 0)")
         parts: dict[str, float] = {}
-        for _ in range(self.cfg.kd.critic_steps):
-            loss, parts = critic_loss(self.critic, teacher_depth, student_depth, self.cfg.kd.gradient_penalty)
+        self.critic.requires_grad_(True)
+        try:
+            for _ in range(self.cfg.kd.critic_steps):
+                loss, parts = critic_loss(self.critic, teacher_depth, student_depth, self.cfg.kd.gradient_penalty)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if sync is not None:
+                    sync(self.critic)
+                optimizer.step()
+        finally:
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+            self.critic.requires_grad_(False)
         return parts
