@@ -13,7 +13,8 @@ import sys
 from lumde_depth import __version__
 from lumde_depth.config import ConfigError
 
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("demo", "synth", "train", "distill", "eval", "prune_test", "bench", "export",
+                             "kitti2bag", "bag")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,7 @@ def read_payload(path: str | Path) -> dict[str, Any]:
         raise ModelFileError(f"model file not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, OSError) as exc:
         raise ModelFileError(
             f"{path}: refused: not a lumde_depth model/checkpoint, or it holds objects other than tensors "
             f"and plain data (it would need code execution to load): {str(exc).splitlines()[0]}") from None
