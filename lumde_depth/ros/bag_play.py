@@ -18,6 +18,7 @@ from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError, open_bag
 
 DEFAULT_DEPTH = 10
+ACK_TIMEOUT = 5.0   # seconds play() waits, after the last message, for reliable subscribers to acknowledge it
 
 
 @dataclass
@@ -72,6 +73,7 @@ def play(bag: str | Path, context: Any = None, rate: float = 1.0, loop: bool = F
     ``stop()`` is polled to end early (``loop`` plays until it returns True).
     """
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.qos import QoSProfile
     from rosgraph_msgs.msg import Clock
 
@@ -112,6 +114,9 @@ def play(bag: str | Path, context: Any = None, rate: float = 1.0, loop: bool = F
                 summary.loops += 1
                 if not loop:
                     break
+            # reliable publishers still resend the last (large) messages: destroying them now would lose those
+            for publisher in publishers.values():
+                publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT))
     finally:
         node.destroy_node()
     return summary

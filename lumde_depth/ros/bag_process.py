@@ -22,7 +22,7 @@ from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError, check_new_bag, new_bag, open_bag, typestore
 from lumde_depth.ros.compat import message_filters, tf_transformations
 from lumde_depth.ros.params import NodeParams
-from lumde_depth.ros.pipeline import DepthPipeline, FrameError
+from lumde_depth.ros.pipeline import DepthPipeline, FrameError, frame_inputs
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 KITTI_INPUTS = ("/kitti/camera_color_left/image_raw", "/kitti/camera_color_left/camera_info", "/kitti/velo/pointcloud")
@@ -101,6 +101,17 @@ class StaticTransforms:
         return np.linalg.inv(T_root_target) @ T_root_source
 
 
+def _decode(ts: Any, raw: bytes, conn: Any, stamp: int, bag: str | Path, index: int | None) -> Any:
+    """Deserialize one message; a corrupt one is a :class:`BagError` naming the bag, the frame (``index``,
+    the message's rank on an input topic; None for other topics), the topic and the bag time."""
+    try:
+        return ts.deserialize_cdr(raw, conn.msgtype)
+    except Exception as exc:   # rosbags raises SerdeError, struct.error, IndexError... on damaged bytes
+        where = f"frame {index} (message {index} of {conn.topic}" if index is not None else f"a {conn.topic} message ("
+        raise BagError(f"{bag}: {where}, bag time {stamp} ns) is corrupt and cannot be decoded as {conn.msgtype} "
+                       f"({exc}); re-record or re-convert the bag") from None
+
+
 def _ground_truth(gt_dir: Path | None, index: int) -> np.ndarray | None:
     if gt_dir is None:
         return None
@@ -169,11 +180,11 @@ def process_bag(bag_in: str | Path, bag_out: str | Path, pipeline: DepthPipeline
                                          unit="msg", disable=not progress):
                 writer.write(copies[conn.id], stamp, raw)
                 if conn.topic == "/tf_static":
-                    static_tf.add(ts.deserialize_cdr(raw, conn.msgtype))
+                    static_tf.add(_decode(ts, raw, conn, stamp, bag_in, None))
                 if conn.topic not in inputs:
                     continue
                 summary.inputs[conn.topic] = summary.inputs.get(conn.topic, 0) + 1
-                msg = ts.deserialize_cdr(raw, conn.msgtype)
+                msg = _decode(ts, raw, conn, stamp, bag_in, summary.inputs[conn.topic] - 1)
                 if conn.topic == inputs[0]:
                     images[id(msg)] = (summary.inputs[conn.topic] - 1, stamp)
                 filters[inputs.index(conn.topic)].signalMessage(msg)
@@ -203,19 +214,7 @@ def _process_set(pipeline: DepthPipeline, image: Any, info: Any, cloud: Any,
     """One synchronized (image, camera_info, cloud) set through the pipeline, with the node's checks.
 
     ``extrinsic``: the fixed ``T_cam_lidar``, or the bag's static TF tree to look it up in."""
-    try:
-        rgb = convert.image_to_rgb(image)
-    except ValueError as exc:
-        raise FrameError("bad_image", str(exc)) from None
-    height, width = rgb.shape[:2]
-    if (int(info.width), int(info.height)) != (width, height):
-        raise FrameError("size_mismatch", f"camera_info is {info.width}x{info.height} but the image is "
-                                          f"{width}x{height}: record the camera_info of this image")
-    try:
-        P = convert.camera_info_to_P(info)
-        xyz = convert.cloud_to_xyz(cloud)
-    except ValueError as exc:
-        raise FrameError("bad_input", str(exc)) from None
+    rgb, P, xyz = frame_inputs(image, info, cloud)
     try:
         T = extrinsic if isinstance(extrinsic, np.ndarray) else extrinsic.lookup(image.header.frame_id,
                                                                                   cloud.header.frame_id)
