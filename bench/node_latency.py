@@ -149,16 +149,34 @@ def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file:
             "stages": {k.replace(" mean (ms)", ""): v for k, v in diag.items() if k.endswith("mean (ms)")}}
 
 
+def loopback_profile(folder: Path) -> Path:
+    """The shipped large-message profile with its UDP transport limited to 127.0.0.1 (DDS stays on this host)."""
+    xml = (ROOT / "config" / "fastdds_large_messages.xml").read_text().replace(
+        "</receiveBufferSize>", "</receiveBufferSize>\n      <interfaceWhiteList><address>127.0.0.1</address>"
+        "</interfaceWhiteList>")
+    path = folder / "fastdds_loopback.xml"
+    path.write_text(xml)
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="publishing time per backend")
     parser.add_argument("--rate", type=float, default=10.0, help="publishing rate (Hz)")
     parser.add_argument("--backends", nargs="+", default=["onnxruntime", "torch", "classical"])
-    parser.add_argument("--input-size", type=int, nargs=2, default=(128, 416), metavar=("H", "W"))
+    parser.add_argument("--input-size", type=int, nargs=2, default=(0, 0), metavar=("H", "W"),
+                        help="network input size (default 0 0: the model's own)")
+    parser.add_argument("--large-messages-profile", action="store_true",
+                        help="run every process with config/fastdds_large_messages.xml (shared memory), "
+                             "limited to loopback; written to section node_latency_shm")
     parser.add_argument("--threads", type=int, default=0, help="node inference threads (0 = library default)")
     parser.add_argument("--model", default="", help="model file (default: the shipped student)")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
+    transport = "rmw_fastrtps_cpp, default transports (UDP loopback for large messages)"
+    if args.large_messages_profile:
+        transport = "rmw_fastrtps_cpp with config/fastdds_large_messages.xml (16 MB shared-memory segments)"
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(loopback_profile(Path(tempfile.mkdtemp())))
     from conftest import shared_data_dir
     shared = shared_data_dir()
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,11 +190,12 @@ def main() -> int:
         rows = [run_backend(b, args, model, frame_file, workdir, 60 + i) for i, b in enumerate(args.backends)]
         load_after = os.getloadavg()[0]
     h, w = frame["rgb"].shape[:2]
+    input_size = f"{args.input_size[1]}x{args.input_size[0]}" if args.input_size[0] else "the model's own"
     lines = [f"Machine: {machine()}; 1-minute load average {load_before:.1f} before and {load_after:.1f} after "
              f"the run (other work on the machine slows every figure below when it is above ~1).",
              f"Input: {source}, {w}x{h} rgb8 + camera_info + {len(frame['points'])}-point cloud at "
-             f"{args.rate:g} Hz for {args.seconds:g} s per backend, over loopback DDS (rmw_fastrtps_cpp, default "
-             f"transports). Model: {model_name}, network input {args.input_size[1]}x{args.input_size[0]} "
+             f"{args.rate:g} Hz for {args.seconds:g} s per backend, over loopback DDS ({transport}). Model: "
+             f"{model_name}, network input {input_size} "
              f"(exact rescaling, see DepthCompleter; the classical backend is IP-Basic at full resolution). "
              f"Latency = depth/image arrival in a third process minus the image stamp. CPU in % of one core.", "",
              "| backend | sets published | depth answered | output rate (Hz) | latency p50 (ms) | latency p99 (ms) "
@@ -191,11 +210,14 @@ def main() -> int:
     lines += [f"| {s} | " + " | ".join(str(r["stages"].get(s, "-")) for r in rows) + " |" for s in stage_names]
     lines += ["", "Message conversion alone (median ms, this process):", "", "| conversion | ms |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in conv.items()]
-    lines += ["", "Run: `.venv/bin/python bench/node_latency.py` (add `--seconds 15` for a quick run)."]
+    flag = " --large-messages-profile" if args.large_messages_profile else ""
+    lines += ["", f"Run: `.venv/bin/python bench/node_latency.py{flag}` (add `--seconds 15` for a quick run)."]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section("node_latency", "## Node latency (`bench/node_latency.py`)\n\n" + text)
+        name = "node_latency_shm" if args.large_messages_profile else "node_latency"
+        title = " with the large-message Fast DDS profile" if args.large_messages_profile else ""
+        write_section(name, f"## Node latency{title} (`bench/node_latency.py{flag}`)\n\n" + text)
     return 0
 
 

@@ -175,3 +175,13 @@ def test_monocular_model_needs_no_sparse(tmp_path, monkeypatch):
     a, b = torch_c.complete(rgb, None, K), onnx_c.complete(rgb, None, K)
     assert a.shape == (48, 96) and np.all(a > 0)
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_classical_leaves_no_hole_where_no_point_reached():
+    """Columns without any LiDAR point (image borders) get the nearest completed depth, not 0."""
+    sparse = np.zeros((40, 120), np.float32)
+    sparse[20:, 10:60:3] = 7.5
+    dense = ip_basic(sparse, max_depth=90.0)
+    assert (dense > 0).all() and (dense < 90.0).all()
+    np.testing.assert_array_equal(dense[:, 110:], np.repeat(dense[:, 110:111], 10, axis=1))  # nearest copy
+    assert not ip_basic(np.zeros((8, 8), np.float32)).any()

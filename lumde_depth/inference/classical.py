@@ -27,11 +27,13 @@ _GAUSS_TRUNCATE = 2.0 / _GAUSS_SIGMA
 
 def ip_basic(sparse: np.ndarray, max_depth: float = 100.0, extrapolate: bool = True,
              min_valid: float = 0.1) -> np.ndarray:
-    """Dense depth (H, W) float32 metres from sparse depth (0 = no point); 0 where still empty.
+    """Dense depth (H, W) float32 metres from sparse depth (0 = no point); 0 where still empty
+    (with ``extrapolate``, only when the input has no point at all).
 
     ``max_depth`` must exceed every depth in the input (points beyond it are dropped: they would
     invert to negative values). ``extrapolate`` copies each column's topmost value up to row 0 and
-    runs the large fill, so the whole image gets a value (the sky is not measured by the LiDAR).
+    runs the large fill, then gives what is still empty (columns no point reached) the nearest value,
+    so the whole image gets a value (the sky is not measured by the LiDAR).
     """
     sparse = np.asarray(sparse)
     if sparse.ndim != 2:
@@ -50,6 +52,12 @@ def ip_basic(sparse: np.ndarray, max_depth: float = 100.0, extrapolate: bool = T
         above = (np.arange(depth.shape[0])[:, None] < top_row[None, :]) & has_any[None, :]
         depth = np.where(above, top_value[None, :], depth)
         _fill_empty(depth, ndimage.maximum_filter(depth, size=(31, 31), mode="constant", cval=0.0), min_valid)
+        empty = depth < min_valid
+        if empty.any() and not empty.all():
+            # what no point reached (image borders, sparse indoor samples) takes the nearest value, as
+            # the KITTI devkit interpolates a prediction's holes before evaluating it
+            nearest = ndimage.distance_transform_edt(empty, return_distances=False, return_indices=True)
+            depth = depth[tuple(nearest)]
 
     depth = ndimage.median_filter(depth, size=(5, 5), mode="nearest")
     valid = depth > min_valid
