@@ -36,12 +36,12 @@ import numpy as np
 
 from lumde_depth import viz
 from lumde_depth.config import field
+from lumde_depth.ros.kitti2bag import KITTI_INPUTS
 
 METHODS = ("model", "classical")
 """The two methods compared: the chosen model (``--model`` / the shipped student) and IP-Basic."""
 MARKER = ".lumde_demo"
 """File that marks a folder as a ``lumde demo`` output (so a re-run may replace its contents)."""
-INPUT_TOPICS = ("/kitti/camera_color_left/image_raw", "/kitti/camera_color_left/camera_info", "/kitti/velo/pointcloud")
 OUTPUTS = ("depth/image", "depth/sparse", "depth/points")
 
 
@@ -153,7 +153,7 @@ def read_inputs(bag: Path) -> dict[int, tuple[int, np.ndarray]]:
     ts = typestore()
     images: dict[int, np.ndarray] = {}
     with open_bag(bag) as reader:
-        conns = [c for c in reader.connections if c.topic == INPUT_TOPICS[0]]
+        conns = [c for c in reader.connections if c.topic == KITTI_INPUTS[0]]
         for conn, _, raw in reader.messages(connections=conns):
             msg = ts.deserialize_cdr(raw, conn.msgtype)
             images[convert.stamp_to_ns(msg.header.stamp)] = convert.image_to_rgb(msg)
@@ -224,7 +224,7 @@ def _node_command(params: dict[str, Any], namespace: str) -> list[str]:
     cmd += ["--ros-args", "-r", f"__ns:=/{namespace}"]
     for key, value in params.items():
         cmd += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
-    for name, topic in zip(("image", "camera_info", "points"), INPUT_TOPICS):
+    for name, topic in zip(("image", "camera_info", "points"), KITTI_INPUTS):
         cmd += ["-r", f"{name}:={topic}"]
     return cmd
 
@@ -292,7 +292,7 @@ def process_live(config: DemoConfig, model: Path | None, input_bag: Path, drive:
                                           stderr=subprocess.STDOUT))
         log(f"  started 2 nodes on ROS_DOMAIN_ID={domain} (loopback); logs in {logs}")
         deadline = time.monotonic() + timeout
-        while not all(recorder.count_subscribers(t) >= len(nodes) for t in INPUT_TOPICS) or \
+        while not all(recorder.count_subscribers(t) >= len(nodes) for t in KITTI_INPUTS) or \
                 not all(recorder.count_publishers(f"/{m}/{n}") for m in METHODS for n in OUTPUTS):
             dead = [m for m, p in zip(nodes, procs) if p.poll() is not None]
             if dead or time.monotonic() > deadline:
@@ -303,7 +303,7 @@ def process_live(config: DemoConfig, model: Path | None, input_bag: Path, drive:
         # The bag plays in a loop until every frame has come back from both nodes: a node that cannot keep up
         # drops sets (newest wins), and the last messages of a player that exits may never be delivered.
         play = [sys.executable, "-m", "lumde_depth.cli.main", "bag", "play", str(input_bag), "--loop", "--rate",
-                str(config.rate), "--topics", *INPUT_TOPICS, "--wait-for-subscribers", "30"]
+                str(config.rate), "--topics", *KITTI_INPUTS, "--wait-for-subscribers", "30"]
         handles.append(open(logs / "bag_play.log", "w"))
         player = subprocess.Popen(play, env=env, stdout=handles[-1], stderr=subprocess.STDOUT)
         procs.insert(0, player)

@@ -21,11 +21,11 @@ import numpy as np
 from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError, check_new_bag, new_bag, open_bag, typestore
 from lumde_depth.ros.compat import message_filters, tf_transformations
+from lumde_depth.ros.kitti2bag import KITTI_INPUTS
 from lumde_depth.ros.params import NodeParams
 from lumde_depth.ros.pipeline import DepthPipeline, FrameError, frame_inputs
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-KITTI_INPUTS = ("/kitti/camera_color_left/image_raw", "/kitti/camera_color_left/camera_info", "/kitti/velo/pointcloud")
 
 
 @dataclass

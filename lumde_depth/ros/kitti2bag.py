@@ -48,6 +48,10 @@ def camera_topics(frame: str) -> tuple[str, str]:
     return f"/kitti/{frame}/image_raw", f"/kitti/{frame}/camera_info"
 
 
+#: The node's inputs in a kitti2bag bag: left colour image, its camera_info, the Velodyne cloud.
+KITTI_INPUTS: tuple[str, str, str] = (*camera_topics(CAMERAS["image_02"][0]), VELO_TOPIC)
+
+
 def read_timestamps_ns(path: Path) -> np.ndarray:
     """KITTI ``timestamps.txt`` (``2011-09-26 13:02:25.964389445`` per line) -> int64 ns since the epoch.
 
