@@ -47,6 +47,18 @@ def test_pipeline_outputs_are_projection_completion_and_backprojection(classical
     assert {"project", "complete", "cloud", "colorize", "total"} <= set(result.timings)
 
 
+def test_only_the_wanted_outputs_are_made(classical):
+    """The node asks only for the topics somebody subscribes to: no cloud, no colour map otherwise."""
+    rgb, points = _scene()
+    pipeline = DepthPipeline(classical, max_depth=80.0)
+    full = pipeline.process(rgb, P, points, T)
+    bare = pipeline.process(rgb, P, points, T, outputs=set())
+    assert bare.cloud is None and bare.colored is None
+    np.testing.assert_array_equal(bare.depth, full.depth)
+    only_cloud = pipeline.process(rgb, P, points, T, outputs={"depth/points"})
+    assert only_cloud.colored is None and only_cloud.cloud.shape == full.cloud.shape
+
+
 def test_decimation_samples_the_same_points(classical):
     rgb, points = _scene()
     full = DepthPipeline(classical).process(rgb, P, points, T)

@@ -426,16 +426,17 @@ def frame_messages(result: Any, header: Any, info: Any, typestore: Any = None) -
     """The output messages of one processed frame (a ``pipeline.FrameResult``), keyed by relative topic.
 
     ``depth/image`` (32FC1 metres, NaN invalid, REP 118), ``depth/camera_info`` (``info`` restamped
-    with ``header``), ``depth/points`` (organized XYZRGB, ``is_dense=False``), and when the result
-    holds them ``depth/sparse`` (32FC1) and ``depth/colored`` (rgb8). All carry ``header``.
+    with ``header``), and when the result holds them ``depth/points`` (organized XYZRGB,
+    ``is_dense=False``), ``depth/sparse`` (32FC1) and ``depth/colored`` (rgb8). All carry ``header``.
     """
     nan = np.float32(np.nan)
     info = copy.copy(info)
     info.header = header
     out = {"depth/image": numpy_to_image(np.where(result.depth > 0, result.depth, nan).astype(np.float32), "32FC1",
                                          header, typestore),
-           "depth/camera_info": info,
-           "depth/points": structured_to_cloud(result.cloud, header, is_dense=False, typestore=typestore)}
+           "depth/camera_info": info}
+    if result.cloud is not None:
+        out["depth/points"] = structured_to_cloud(result.cloud, header, is_dense=False, typestore=typestore)
     if result.sparse is not None:
         out["depth/sparse"] = numpy_to_image(np.where(result.sparse > 0, result.sparse, nan).astype(np.float32),
                                              "32FC1", header, typestore)

@@ -222,8 +222,9 @@ class DepthNode(Node):
                                                  f"{image_msg.header.frame_id!r}: publish TF, or set T_cam_lidar "
                                                  f"or calib_file")
         pipeline = self.pipeline if points_msg is not None else self.mono_pipeline
+        wanted = {topic for topic, pub in self.outputs.items() if pub is not None and pub.get_subscription_count()}
         t1 = time.perf_counter()
-        result = pipeline.process(rgb, P, xyz, T)
+        result = pipeline.process(rgb, P, xyz, T, outputs=wanted)
         t2 = time.perf_counter()
         for topic, msg in convert.frame_messages(result, image_msg.header, info_msg).items():
             if self.outputs.get(topic) is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Container
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class FrameResult:
 
     sparse: np.ndarray | None        # (H, W) float32 metres, projected LiDAR (None in monocular mode)
     depth: np.ndarray                # (H, W) float32 metres, 0 where no depth
-    cloud: np.ndarray                # (H/d, W/d) geometry.XYZRGB organized cloud, optical frame, NaN invalid
+    cloud: np.ndarray | None         # (H/d, W/d) geometry.XYZRGB organized cloud, optical frame, NaN invalid
     colored: np.ndarray | None       # (H, W, 3) uint8 colour-mapped depth, when asked for
     K: np.ndarray                    # 3x3 intrinsics of the image (left block of P)
     timings: dict[str, float] = field(default_factory=dict)   # milliseconds per stage
@@ -84,9 +84,13 @@ class DepthPipeline:
         self.colored, self.color_range = colored, (float(color_range[0]), float(color_range[1]))
 
     def process(self, rgb: np.ndarray, P: np.ndarray, points: np.ndarray | None,
-                T_cam_lidar: np.ndarray | None) -> FrameResult:
+                T_cam_lidar: np.ndarray | None, outputs: Container[str] | None = None) -> FrameResult:
         """Run one frame. ``points`` ``(N, >=3)`` LiDAR-frame xyz, or None for camera-only
-        (monocular) processing; ``P`` 3x3 or 3x4 camera matrix of ``rgb`` ``(H, W, 3)`` uint8."""
+        (monocular) processing; ``P`` 3x3 or 3x4 camera matrix of ``rgb`` ``(H, W, 3)`` uint8.
+
+        ``outputs`` names the optional products wanted (``depth/points``, ``depth/colored``); None
+        = all. The node passes the topics that have subscribers, so nobody pays for an unseen cloud.
+        """
         t0 = time.perf_counter()
         if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise FrameError("bad_image", f"image must be (H, W, 3) uint8 rgb, got "
@@ -107,9 +111,11 @@ class DepthPipeline:
             raise FrameError("bad_input", str(exc)) from None
         t2 = time.perf_counter()
         depth[(depth < self.min_depth) | (depth > self.max_depth)] = 0.0
-        cloud = organized_cloud(depth, K, rgb, self.decimation)
+        cloud = organized_cloud(depth, K, rgb, self.decimation) if outputs is None or "depth/points" in outputs \
+            else None
         t3 = time.perf_counter()
-        colored = colorize(depth, *self.color_range) if self.colored else None
+        colored = colorize(depth, *self.color_range) if self.colored and (
+            outputs is None or "depth/colored" in outputs) else None
         t4 = time.perf_counter()
         timings = {"project": 1e3 * (t1 - t0), "complete": 1e3 * (t2 - t1),
                    **{f"complete.{k}": v for k, v in self.completer.last_timings.items()},
