@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lumde_depth import demo
+from lumde_depth.ros import demo
 from lumde_depth.cli.main import main as lumde
 
 pytest.importorskip("rosbags")
@@ -172,7 +172,7 @@ def test_demo_live_node_over_dds(tmp_path, model_file):
 
 
 def test_offline_demo_imports_no_rclpy():
-    code = ("import sys, lumde_depth.demo, lumde_depth.ros.bag_process, lumde_depth.ros.kitti2bag; "
+    code = ("import sys, lumde_depth.ros.demo, lumde_depth.ros.bag_process, lumde_depth.ros.kitti2bag; "
             "from lumde_depth.cli.main import build_parser; build_parser(); print('rclpy' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

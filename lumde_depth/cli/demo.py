@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lumde_depth.config import from_dict
-    from lumde_depth.demo import DemoConfig, DemoError, run_demo
+    from lumde_depth.ros.demo import DemoConfig, DemoError, run_demo
 
     config = from_dict(DemoConfig, {"frames": args.frames, "seed": args.seed, "model": args.model,
                                     "backend": args.backend, "device": args.device,
