@@ -1,4 +1,4 @@
-"""Image and depth file I/O in the KITTI conventions.
+"""Image, depth and timestamp file I/O in the KITTI conventions.
 
 Depth PNGs are 16-bit unsigned, one channel, value = metres x 256, 0 = no data (KITTI depth
 completion devkit). Everything returned here is numpy; datasets turn it into tensors.
@@ -85,3 +85,19 @@ def read_intrinsics_txt(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: intrinsics file must hold 9 numbers (K row-major) or 12 (P row-major), "
                         f"found {values.size}")
     return values.reshape(3, -1)[:, :3].astype(np.float32)
+
+
+def read_timestamps_ns(path: str | Path) -> np.ndarray:
+    """KITTI ``timestamps.txt`` (``2011-09-26 13:02:25.964389445`` per line) -> int64 nanoseconds
+    since the Unix epoch; empty lines (frames KITTI lost) become -1."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: timestamps file missing; every KITTI sensor folder holds one")
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    try:
+        stamps = np.array([np.datetime64(line.replace(" ", "T"), "ns") if line else np.datetime64("NaT", "ns")
+                           for line in lines], dtype="datetime64[ns]")
+    except ValueError as exc:
+        raise DataError(f"{path}: malformed timestamp ({exc}); expected 'YYYY-MM-DD hh:mm:ss.nnnnnnnnn' "
+                        "lines") from None
+    return np.where(np.isnat(stamps), -1, stamps.astype(np.int64))

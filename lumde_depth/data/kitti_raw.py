@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lumde_depth.data.depth_io import DataError, read_rgb
+from lumde_depth.data.depth_io import DataError, read_rgb, read_timestamps_ns
 from lumde_depth.data.kitti_calib import camera_matrix, drive_calibration
 from lumde_depth.data.kitti_dc import kitti_transform
 from lumde_depth.data.sample import FrameDataset, check_same_size, depth_tensor, list_files, require_dir, rgb_tensor
@@ -57,16 +57,10 @@ class _Frame:
 
 
 def read_timestamps(path: Path) -> np.ndarray:
-    """KITTI ``timestamps.txt`` (``2011-09-26 13:02:25.964389445`` per line) -> float64 seconds
-    since the Unix epoch, nanoseconds kept (NaN where a line is empty)."""
-    lines = path.read_text().splitlines()
-    try:
-        stamps = np.array([np.datetime64(line.strip().replace(" ", "T"), "ns") if line.strip()
-                           else np.datetime64("NaT") for line in lines])
-    except ValueError as exc:
-        raise DataError(f"{path}: malformed timestamp ({exc}); expected 'YYYY-MM-DD hh:mm:ss.nnnnnnnnn' lines") from exc
-    seconds = stamps.astype("datetime64[ns]").astype(np.int64)
-    return np.where(np.isnat(stamps), np.nan, seconds // 1_000_000_000 + (seconds % 1_000_000_000) * 1e-9)
+    """KITTI ``timestamps.txt`` -> float64 seconds since the Unix epoch (NaN where a line is empty);
+    see :func:`~lumde_depth.data.depth_io.read_timestamps_ns` for exact nanoseconds."""
+    ns = read_timestamps_ns(path)
+    return np.where(ns < 0, np.nan, ns // 1_000_000_000 + (ns % 1_000_000_000) * 1e-9)
 
 
 def _drives_under(folder: Path) -> list[Path]:

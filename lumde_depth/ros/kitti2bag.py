@@ -23,6 +23,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from lumde_depth.data import depth_io
+from lumde_depth.data.depth_io import DataError
 from lumde_depth.geometry import read_kitti_raw_calib, read_kitti_text
 from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError, check_new_bag, new_bag, typestore
@@ -53,20 +55,12 @@ KITTI_INPUTS: tuple[str, str, str] = (*camera_topics(CAMERAS["image_02"][0]), VE
 
 
 def read_timestamps_ns(path: Path) -> np.ndarray:
-    """KITTI ``timestamps.txt`` (``2011-09-26 13:02:25.964389445`` per line) -> int64 ns since the epoch.
-
-    Empty lines (frames KITTI lost) become -1.
-    """
-    if not path.is_file():
-        raise Kitti2BagError(f"{path}: timestamps file missing; every KITTI sensor folder holds one")
-    lines = [line.strip() for line in path.read_text().splitlines()]
+    """KITTI ``timestamps.txt`` -> int64 ns since the epoch, -1 for empty lines (frames KITTI lost);
+    :func:`lumde_depth.data.depth_io.read_timestamps_ns` with this tool's error type."""
     try:
-        stamps = np.array([np.datetime64(line.replace(" ", "T"), "ns") if line else np.datetime64("NaT", "ns")
-                           for line in lines])
-    except ValueError as exc:
-        raise Kitti2BagError(f"{path}: malformed timestamp ({exc}); expected 'YYYY-MM-DD hh:mm:ss.nnnnnnnnn' lines") \
-            from None
-    return np.where(np.isnat(stamps), -1, stamps.astype(np.int64))
+        return depth_io.read_timestamps_ns(path)
+    except DataError as exc:
+        raise Kitti2BagError(str(exc)) from None
 
 
 @dataclass
