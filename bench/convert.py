@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._report import machine, write_section  # noqa: E402
 from lumde_depth.ros import convert  # noqa: E402
 from lumde_depth.ros.compat import FALLBACKS, point_cloud2  # noqa: E402
+from lumde_depth.data.depth_io import read_velodyne_bin  # noqa: E402
 
 N_POINTS = 120_000
 WIDTH, HEIGHT = 1242, 375
@@ -42,7 +43,7 @@ def load_inputs() -> tuple[np.ndarray, np.ndarray, str]:
     if scans:
         from PIL import Image
 
-        scan = np.fromfile(scans[-1], dtype=np.float32).reshape(-1, 4)[:N_POINTS]
+        scan = read_velodyne_bin(scans[-1])[:N_POINTS]
         with Image.open(root / "image_2" / f"{scans[-1].stem}.png") as img:
             rgb = np.asarray(img.convert("RGB").resize((WIDTH, HEIGHT)))
         return rgb, scan, f"real KITTI frame {scans[-1].stem} (kitti_object), scan cut to {N_POINTS:,} points"

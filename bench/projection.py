@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._report import machine, write_section  # noqa: E402
 from lumde_depth.geometry import project_to_pixels, read_kitti_object_calib, splat_nearest  # noqa: E402
 from lumde_depth.geometry import project_points  # noqa: E402
+from lumde_depth.data.depth_io import read_velodyne_bin  # noqa: E402
 
 N_POINTS = 120_000
 WIDTH, HEIGHT = 1242, 375
@@ -53,7 +54,7 @@ def load_cloud() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     scans = sorted(root.glob("velodyne/*.bin"), key=lambda p: p.stat().st_size) if root.is_dir() else []
     scans = [p for p in scans if p.stat().st_size >= N_POINTS * 16]  # float32 x, y, z, reflectance
     if scans:
-        scan = np.fromfile(scans[-1], dtype=np.float32).reshape(-1, 4)
+        scan = read_velodyne_bin(scans[-1])
         calib = read_kitti_object_calib(root / "calib" / f"{scans[-1].stem}.txt")
         source = (f"real KITTI HDL-64E scan kitti_object/training/velodyne/{scans[-1].name} of {len(scan):,} "
                   f"points, cut to the first {N_POINTS:,}")

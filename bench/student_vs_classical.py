@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _report import machine, write_section  # noqa: E402
 from lumde_depth.engine.metrics import MetricAccumulator, kitti_metrics, nyu_metrics  # noqa: E402
 from lumde_depth.inference import DepthCompleter  # noqa: E402
+from lumde_depth.data.depth_io import read_velodyne_bin  # noqa: E402
 
 MODEL_CARD = ROOT / "docs" / "model_card.md"
 HOLDOUT = 0.2
@@ -62,7 +63,7 @@ def kitti_object_frames(data: Path, seed: int) -> Iterator[Frame]:
         rgb = np.asarray(Image.open(image_path).convert("RGB"))
         h, w = rgb.shape[:2]
         calib = read_kitti_object_calib(root / "calib" / f"{image_path.stem}.txt", image_size=(w, h))
-        scan = np.fromfile(root / "velodyne" / f"{image_path.stem}.bin", np.float32).reshape(-1, 4)
+        scan = read_velodyne_bin(root / "velodyne" / f"{image_path.stem}.bin")
         sparse = project_points(scan, calib.T_cam_lidar, calib.P, w, h)
         yield (rgb, *holdout(sparse, rng), calib.K)
 

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from lumde_depth.geometry import project_to_pixels, read_kitti_object_calib, splat_nearest  # noqa: E402
 from lumde_depth.viz import colorize, colour_bar  # noqa: E402
+from lumde_depth.data.depth_io import read_velodyne_bin  # noqa: E402
 
 NEAR, FAR = 3.0, 80.0
 BAR_HEIGHT = 28
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     image = np.asarray(Image.open(image_path).convert("RGB"))
     height, width = image.shape[:2]
     calib = read_kitti_object_calib(root / "calib" / f"{args.frame}.txt", image_size=(width, height))
-    scan = np.fromfile(root / "velodyne" / f"{args.frame}.bin", dtype=np.float32).reshape(-1, 4)
+    scan = read_velodyne_bin(root / "velodyne" / f"{args.frame}.bin")
     rows, cols, z, _ = project_to_pixels(scan, calib.T_cam_lidar, calib.P, width, height)
     depth = dots(rows, cols, z, height, width)
     picture = (image * 0.55).astype(np.uint8)

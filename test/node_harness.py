@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lumde_depth.data.depth_io import read_velodyne_bin
+
 ROOT = Path(__file__).resolve().parents[1]
 KITTI_FRAME = "000001"   # 1242x375, 120k points
 
@@ -31,7 +33,7 @@ def kitti_frame(shared: Path | None) -> dict[str, np.ndarray]:
         root = shared / "kitti_object" / "training"
         rgb = np.asarray(Image.open(root / "image_2" / f"{KITTI_FRAME}.png").convert("RGB"))
         calib = read_kitti_object_calib(root / "calib" / f"{KITTI_FRAME}.txt")
-        points = np.fromfile(root / "velodyne" / f"{KITTI_FRAME}.bin", np.float32).reshape(-1, 4)
+        points = read_velodyne_bin(root / "velodyne" / f"{KITTI_FRAME}.bin")
         return {"rgb": rgb, "points": points, "P": calib.P, "T": calib.T_cam_lidar}
     return synthetic_frame(375, 1242, 120_000)
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 from lumde_depth.ros import demo
 from lumde_depth.cli.main import main as lumde
+from lumde_depth.data.depth_io import read_velodyne_bin
 
 pytest.importorskip("rosbags")
 
@@ -162,7 +163,7 @@ def test_demo_live_node_over_dds(tmp_path, model_file):
     acc = MetricAccumulator(kitti_metrics)
     for k in range(FRAMES):
         rgb = np.asarray(Image.open(drive / "image_02" / "data" / f"{k:010d}.png").convert("RGB"))
-        scan = np.fromfile(drive / "velodyne_points" / "data" / f"{k:010d}.bin", np.float32).reshape(-1, 4)
+        scan = read_velodyne_bin(drive / "velodyne_points" / "data" / f"{k:010d}.bin")
         depth = pipeline.process(rgb, calib.P, scan[:, :3], calib.T_cam_lidar).depth
         gt = read_depth_png(next((out / "synth" / "train").glob("*/proj_depth/groundtruth/image_02")) / f"{k:010d}.png")
         acc.update(depth, gt)

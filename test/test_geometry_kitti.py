@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lumde_depth.data.depth_io import read_velodyne_bin
 from lumde_depth.geometry import (
     backproject,
     project_points,
@@ -12,10 +13,6 @@ from lumde_depth.geometry import (
 )
 
 DRIVE = "kitti_raw_tiny/2011_09_26/2011_09_26_drive_0023_sync"
-
-
-def _scan(path):
-    return np.fromfile(path, dtype=np.float32).reshape(-1, 4)
 
 
 def _image_size(path):
@@ -28,7 +25,7 @@ def test_object_scan_projection_is_sane(shared_data, frame):
     root = shared_data / "kitti_object" / "training"
     width, height = _image_size(root / "image_2" / f"{frame}.png")
     calib = read_kitti_object_calib(root / "calib" / f"{frame}.txt", image_size=(width, height))
-    scan = _scan(root / "velodyne" / f"{frame}.bin")
+    scan = read_velodyne_bin(root / "velodyne" / f"{frame}.bin")
     depth = calib.project(scan)
     assert depth.shape == (height, width)
     valid = depth > 0
@@ -55,7 +52,7 @@ def test_demo_scan_both_calibration_readers_agree(shared_data):
     np.testing.assert_allclose(obj.P, cam2img, rtol=1e-6)
     np.testing.assert_allclose(raw.P, obj.P, rtol=1e-6)
     np.testing.assert_allclose(raw.T_cam_lidar, obj.T_cam_lidar, atol=1e-6)
-    scan = _scan(demo / "000008.bin")
+    scan = read_velodyne_bin(demo / "000008.bin")
     a, b = obj.project(scan), raw.project(scan)
     np.testing.assert_array_equal(a, b)
     # the scan is cropped to the camera frustum: (nearly) every point lands in the image

@@ -8,6 +8,7 @@ from PIL import Image
 from lumde_depth.geometry import backproject, project_points, read_kitti_object_calib, unpack_rgb
 from lumde_depth.inference import DepthCompleter
 from lumde_depth.ros.pipeline import DepthPipeline, FrameError
+from lumde_depth.data.depth_io import read_velodyne_bin
 
 P = np.array([[120.0, 0.0, 79.5, 0.0], [0.0, 120.0, 47.5, 0.0], [0.0, 0.0, 1.0, 0.0]])
 # LiDAR (x forward, y left, z up) -> camera optical (x right, y down, z forward), LiDAR 0.3 m above.
@@ -103,7 +104,7 @@ def test_real_kitti_frame(shared_data, classical):
     root = shared_data / "kitti_object" / "training"
     rgb = np.asarray(Image.open(root / "image_2" / "000000.png").convert("RGB"))
     calib = read_kitti_object_calib(root / "calib" / "000000.txt")
-    scan = np.fromfile(root / "velodyne" / "000000.bin", np.float32).reshape(-1, 4)
+    scan = read_velodyne_bin(root / "velodyne" / "000000.bin")
     result = DepthPipeline(classical, decimation=2).process(rgb, calib.P, scan[:, :3], calib.T_cam_lidar)
     density = (result.sparse > 0).mean()
     assert 0.02 < density < 0.08

@@ -16,6 +16,7 @@ from lumde_depth.data.synth.camera import KITTI_HEIGHT, KITTI_WIDTH, P_RECT_02
 from lumde_depth.data.synth.scene import GROUND, SKY
 from lumde_depth.data.synth.writers import SYNTH_DATE, drive_name
 from lumde_depth.geometry import project_points, read_kitti_raw_calib
+from lumde_depth.data.depth_io import read_velodyne_bin
 
 DRIVE1, DRIVE2 = drive_name(0), drive_name(1)
 
@@ -86,16 +87,14 @@ def test_sparse_png_is_projection_of_written_scan(kitti_dc: Path) -> None:
     for split, drive in (("train", DRIVE1), ("val", DRIVE2)):
         calib = read_kitti_raw_calib(kitti_dc / "raw" / SYNTH_DATE / drive, camera=2)
         for name in ("0000000000", "0000000001"):
-            scan = np.fromfile(kitti_dc / "raw" / SYNTH_DATE / drive / "velodyne_points" / "data" / f"{name}.bin",
-                               dtype=np.float32).reshape(-1, 4)
+            scan = read_velodyne_bin(kitti_dc / "raw" / SYNTH_DATE / drive / "velodyne_points" / "data" / f"{name}.bin")
             projected = project_points(scan, calib.T_cam_lidar, calib.P, calib.width, calib.height)
             png = read_depth_png(kitti_dc / split / drive / "proj_depth" / "velodyne_raw" / "image_02" / f"{name}.png")
             np.testing.assert_array_equal(png, (np.rint(projected * 256.0) / 256.0).astype(np.float32))
 
 
 def test_scan_looks_like_an_hdl64(kitti_dc: Path) -> None:
-    scan = np.fromfile(kitti_dc / "raw" / SYNTH_DATE / DRIVE1 / "velodyne_points" / "data" / "0000000000.bin",
-                       dtype=np.float32).reshape(-1, 4)
+    scan = read_velodyne_bin(kitti_dc / "raw" / SYNTH_DATE / DRIVE1 / "velodyne_points" / "data" / "0000000000.bin")
     r = np.linalg.norm(scan[:, :3], axis=1)
     elevation = np.degrees(np.arcsin(scan[:, 2] / r))
     assert 80_000 < len(scan) < 128_000                      # KITTI scans: 100k-130k points

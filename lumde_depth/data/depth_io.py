@@ -101,3 +101,14 @@ def read_timestamps_ns(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: malformed timestamp ({exc}); expected 'YYYY-MM-DD hh:mm:ss.nnnnnnnnn' "
                         "lines") from None
     return np.where(np.isnat(stamps), -1, stamps.astype(np.int64))
+
+
+def read_velodyne_bin(path: str | Path) -> np.ndarray:
+    """A KITTI Velodyne scan ``.bin`` as ``(N, 4)`` float32 x, y, z, reflectance (LiDAR frame)."""
+    path = Path(path)
+    _require_file(path)
+    size = path.stat().st_size
+    if size % 16:
+        raise DataError(f"{path}: {size} bytes is not a multiple of 16 (float32 x, y, z, intensity per point); "
+                        "the file is truncated")
+    return np.fromfile(path, dtype="<f4").reshape(-1, 4)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lumde_depth.data.depth_io import DataError, read_rgb, read_timestamps_ns
+from lumde_depth.data.depth_io import DataError, read_rgb, read_timestamps_ns, read_velodyne_bin
 from lumde_depth.data.kitti_calib import camera_matrix, drive_calibration
 from lumde_depth.data.kitti_dc import kitti_transform
 from lumde_depth.data.sample import FrameDataset, check_same_size, depth_tensor, list_files, require_dir, rgb_tensor
@@ -175,11 +175,8 @@ class KittiRaw(FrameDataset):
         if self.sparse_source == "bin" or (self.sparse_source == "auto" and scan.is_file()):
             if not scan.is_file():
                 raise DataError(f"{scan}: LiDAR scan not found (sparse_source='bin')")
-            raw = np.fromfile(scan, dtype=np.float32)
-            if raw.size % 4:
-                raise DataError(f"{scan}: size is not a multiple of 4 float32 (x, y, z, intensity); file truncated?")
             calib = drive_calibration(frame.drive.parent, frame.camera)
-            return project_points(raw.reshape(-1, 4), calib.T_cam_lidar, calib.K, width, height,
+            return project_points(read_velodyne_bin(scan), calib.T_cam_lidar, calib.K, width, height,
                                   max_depth=self.max_depth)
         if not projected.is_file():
             raise DataError(f"no LiDAR data for {frame.name}: neither {scan} nor {projected} exists")

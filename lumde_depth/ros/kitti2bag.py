@@ -144,11 +144,10 @@ def _read_image(path: Path, encoding: str, frame: int) -> np.ndarray:
 
 
 def _read_scan(path: Path, frame: int) -> np.ndarray:
-    raw = np.fromfile(path, dtype="<f4")
-    if raw.size % 4:
-        raise Kitti2BagError(f"{path}: scan of frame {frame} has {raw.size * 4} bytes, not a multiple of 16 "
-                             f"(float32 x, y, z, intensity); the file is truncated")
-    return raw.reshape(-1, 4)
+    try:
+        return depth_io.read_velodyne_bin(path)
+    except DataError as exc:
+        raise Kitti2BagError(f"scan of frame {frame} unreadable, {exc}") from None
 
 
 def _imu_to_velo(date_dir: Path) -> np.ndarray | None:
