@@ -149,16 +149,6 @@ def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file:
             "stages": {k.replace(" mean (ms)", ""): v for k, v in diag.items() if k.endswith("mean (ms)")}}
 
 
-def loopback_profile(folder: Path) -> Path:
-    """The shipped large-message profile with its UDP transport limited to 127.0.0.1 (DDS stays on this host)."""
-    xml = (ROOT / "config" / "fastdds_large_messages.xml").read_text().replace(
-        "</receiveBufferSize>", "</receiveBufferSize>\n      <interfaceWhiteList><address>127.0.0.1</address>"
-        "</interfaceWhiteList>")
-    path = folder / "fastdds_loopback.xml"
-    path.write_text(xml)
-    return path
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="publishing time per backend")
@@ -176,7 +166,7 @@ def main() -> int:
     transport = "rmw_fastrtps_cpp, default transports (UDP loopback for large messages)"
     if args.large_messages_profile:
         transport = "rmw_fastrtps_cpp with config/fastdds_large_messages.xml (16 MB shared-memory segments)"
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(loopback_profile(Path(tempfile.mkdtemp())))
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(harness.loopback_profile(Path(tempfile.mkdtemp())))
     from conftest import shared_data_dir
     shared = shared_data_dir()
     with tempfile.TemporaryDirectory() as tmp:

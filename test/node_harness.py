@@ -23,6 +23,18 @@ ROOT = Path(__file__).resolve().parents[1]
 KITTI_FRAME = "000001"   # 1242x375, 120k points
 
 
+def loopback_profile(folder: Path) -> Path:
+    """config/fastdds_large_messages.xml with its UDP transport limited to 127.0.0.1 (DDS stays on this host)."""
+    xml = (ROOT / "config" / "fastdds_large_messages.xml").read_text()
+    loopback = xml.replace("</receiveBufferSize>", "</receiveBufferSize>\n      <interfaceWhiteList>"
+                           "<address>127.0.0.1</address></interfaceWhiteList>")
+    if loopback == xml:
+        raise ValueError("config/fastdds_large_messages.xml has no receiveBufferSize to attach the loopback allowlist to")
+    path = folder / "fastdds_loopback.xml"
+    path.write_text(loopback)
+    return path
+
+
 def kitti_frame(shared: Path | None) -> dict[str, np.ndarray]:
     """A KITTI-sized frame: the real KITTI object frame KITTI_FRAME when the shared data is there, else
     a generated one of the same size (1242x375, ~120k points, KITTI intrinsics)."""

@@ -300,13 +300,10 @@ def test_out_of_range_parameter_stops_with_a_clear_message(tmp_path):
 def test_large_messages_profile_best_effort_kitti(ros_context, tmp_path, model_file, kitti_file):
     """config/fastdds_large_messages.xml (here limited to loopback) loads, and KITTI-sized best-effort
     sets (1.4 MB image, ~2 MB cloud) reach the node and come back as a 7 MB organized cloud."""
-    xml = (harness.ROOT / "config" / "fastdds_large_messages.xml").read_text()
-    loopback = xml.replace("</receiveBufferSize>", "</receiveBufferSize>\n      <interfaceWhiteList>"
-                           "<address>127.0.0.1</address></interfaceWhiteList>")
-    assert loopback != xml
-    (tmp_path / "fastdds.xml").write_text(loopback)
+    profile = harness.loopback_profile(tmp_path)
+    assert "<address>127.0.0.1</address>" in profile.read_text()
     env = harness.ros_env()
-    env["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(tmp_path / "fastdds.xml")
+    env["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(profile)
     frame = dict(np.load(kitti_file))
     params = {"model": str(model_file), "backend": "torch", "device": "cpu", "T_cam_lidar": frame["T"].ravel(),
               "diagnostics_period": 0.5, "publish_colored": False, "threads": 1}
