@@ -10,8 +10,11 @@ Sets, each through ``DepthCompleter.complete`` at the camera's full resolution, 
 - ``KITTI object`` / ``KITTI raw`` (real, ../shared/data): no dense ground truth exists, so 20% of
   the projected LiDAR pixels (seeded) are held out as ground truth and the other 80% are the input
   (sparse-to-sparse, as in the data README); KITTI metrics.
-- ``Redwood`` (real indoor RGB-D, dense depth): the NYUv2 protocol's 500 sparse samples as input,
-  NYU metrics (m). The student was trained outdoors only; this row shows its limit.
+- ``Redwood`` and ``NYU v2 / SUN RGB-D / TUM`` (real indoor RGB-D, dense sensor depth): the NYUv2
+  protocol's 500 sparse samples as input, NYU metrics (m). The student was trained outdoors only.
+
+Methods: the student as the node runs it (``lidar_align`` on, the default), the student's network
+alone (``lidar_align`` off) and IP-Basic (the ``classical`` backend, full resolution).
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ from _report import machine, write_section  # noqa: E402
 from lumde_depth.engine.metrics import MetricAccumulator, kitti_metrics, nyu_metrics  # noqa: E402
 from lumde_depth.inference import DepthCompleter  # noqa: E402
 from lumde_depth.data.depth_io import read_velodyne_bin  # noqa: E402
+from lumde_depth.data.rgbd_formats import (read_mm_depth, read_nyu_raw_depth, read_sun_depth,  # noqa: E402
+                                           read_tum_depth)
 
 MODEL_CARD = ROOT / "docs" / "model_card.md"
 HOLDOUT = 0.2
@@ -79,20 +84,37 @@ def kitti_raw_frames(data: Path, seed: int) -> Iterator[Frame]:
         yield (rgb, *holdout(s["sparse"][0].numpy(), rng), s["K"].numpy())
 
 
+PRIMESENSE_K = np.array([[525.0, 0, 319.5], [0, 525.0, 239.5], [0, 0, 1]], np.float32)
+
+
+def sample_500(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The NYUv2 protocol's input: 500 pixels of the dense depth, drawn uniformly among the valid ones."""
+    valid = np.flatnonzero(gt > 1e-4)
+    sparse = np.zeros_like(gt)
+    pick = rng.choice(valid, size=min(500, valid.size), replace=False)
+    sparse.flat[pick] = gt.flat[pick]
+    return sparse
+
+
 def redwood_frames(data: Path, count: int, seed: int) -> Iterator[Frame]:
     root = data / "redwood_livingroom"
-    K = np.array([[525.0, 0, 319.5], [0, 525.0, 239.5], [0, 0, 1]], np.float32)
     rng = np.random.default_rng(seed)
     images = sorted((root / "image").glob("*.jpg"))
     depths = sorted((root / "depth").glob("*.png"))
     for k in np.linspace(0, len(images) - 1, count).astype(int):
-        rgb = np.asarray(Image.open(images[k]).convert("RGB"))
-        gt = np.asarray(Image.open(depths[k]), np.float32) / 1000.0
-        valid = np.flatnonzero(gt > 1e-4)
-        sparse = np.zeros_like(gt)
-        pick = rng.choice(valid, size=min(500, valid.size), replace=False)
-        sparse.flat[pick] = gt.flat[pick]
-        yield rgb, sparse, gt, K
+        gt = read_mm_depth(depths[k])
+        yield np.asarray(Image.open(images[k]).convert("RGB")), sample_500(gt, rng), gt, PRIMESENSE_K
+
+
+def indoor_sensor_frames(data: Path, seed: int) -> Iterator[Frame]:
+    """One real frame each of NYU v2 (raw Kinect), SUN RGB-D and TUM RGB-D (PrimeSense intrinsics)."""
+    root = data / "rgbd_samples" / "other_formats"
+    rng = np.random.default_rng(seed)
+    for color, depth, reader in (("NYU_color.ppm", "NYU_depth.pgm", read_nyu_raw_depth),
+                                 ("SUN_color.jpg", "SUN_depth.png", read_sun_depth),
+                                 ("TUM_color.png", "TUM_depth.png", read_tum_depth)):
+        gt = reader(root / depth)
+        yield np.asarray(Image.open(root / color).convert("RGB")), sample_500(gt, rng), gt, PRIMESENSE_K
 
 
 def evaluate(completers: dict[str, DepthCompleter], frames: Iterator[Frame],
@@ -114,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     completers = {"student": DepthCompleter.load(args.model, backend="auto"),
+                  "student, network only": DepthCompleter.load(args.model, backend="auto", lidar_align=False),
                   "IP-Basic": DepthCompleter.load(backend="classical")}
     sets: list[tuple[str, str, Iterator[Frame], Callable]] = [
         ("synthetic held-out (seed %d, %d frames, 1242x375)" % (args.seed, args.frames), "kitti",
@@ -124,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                  ("KITTI raw 2011_09_26_0023, real (5 frames, 20% LiDAR held out)", "kitti",
                   kitti_raw_frames(args.data, args.seed), kitti_metrics),
                  ("Redwood living room, real indoor (10 frames, 500 samples)", "nyu",
-                  redwood_frames(args.data, 10, args.seed), nyu_metrics)]
+                  redwood_frames(args.data, 10, args.seed), nyu_metrics),
+                 ("NYU v2 + SUN RGB-D + TUM, real indoor sensors (3 frames, 500 samples)", "nyu",
+                  indoor_sensor_frames(args.data, args.seed), nyu_metrics)]
     rows = []
     for title, protocol, frames, metric in sets:
         result = evaluate(completers, frames, metric)
@@ -141,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `.venv/bin/python bench/student_vs_classical.py`. Machine: {machine()}. Student backend: "
         f"{student.backend_name} on {student.device}, network input {student.input_size[1]}x{student.input_size[0]} "
         "(the image is resized to it and the depth back, as in the node); IP-Basic: lumde_depth's `classical` "
-        "backend. Lower RMSE is better.",
+        "backend. `student` is what the node publishes (`lidar_align` on: the depth rescaled to meet the "
+        "LiDAR points at the image's resolution); `student, network only` is the network's depth resized "
+        "back, without it. Lower RMSE is better.",
         "",
         "| data | method | RMSE | other |",
         "|---|---|---:|---|",

@@ -18,10 +18,13 @@ torch.set_num_threads(1)
 META = {"input_size": [32, 64], "depth_range": [0.1, 80.0], "kind": "completion"}
 
 
-@pytest.mark.parametrize("name, kwargs", [("cdspn", {"scale": 32}), ("lspkd_student", {"width": 0.125})])
+@pytest.mark.parametrize("name, kwargs", [("cdspn", {"scale": 32}), ("lspkd_student", {"width": 0.125}),
+                                          ("lspkd_student", {"width": 0.125, "guided": True})])
 def test_exports_match_pytorch(tmp_path, name, kwargs):
     torch.manual_seed(0)
     model = build(name, **kwargs).eval()
+    if kwargs.get("guided"):   # a trained residual, not the zero-initialised head (output = prefill)
+        torch.nn.init.normal_(model.head.weight, std=0.05)
     # exported at 32x64, checked at 40x52 (not a multiple of the stride): the axes are dynamic
     results = export_model(model, tmp_path, ("onnx", "torchscript"), input_size=(32, 64), meta=META,
                            name=name, verify_size=(40, 52))

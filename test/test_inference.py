@@ -62,7 +62,7 @@ def test_missing_shipped_student_says_so(monkeypatch, tmp_path):
 def test_native_size_equals_the_model(model_file):
     """At the network's own input size the completer is exactly model(rgb / 255, sparse)."""
     rgb, sparse, K = _frame(32, 64)
-    completer = DepthCompleter.load(model_file, backend="torch", device="cpu")
+    completer = DepthCompleter.load(model_file, backend="torch", device="cpu", lidar_align=False)
     out = completer.complete(rgb, sparse, K)
     from lumde_depth.models.io import load_model
     model, _ = load_model(model_file)
@@ -71,6 +71,25 @@ def test_native_size_equals_the_model(model_file):
                     torch.from_numpy(sparse)[None, None])["depth"][0, 0].numpy()
     np.testing.assert_allclose(out, np.clip(ref, 0.5, 80.0), rtol=1e-5, atol=1e-5)
     assert set(completer.last_timings) == {"preprocess", "inference", "postprocess"}
+
+
+@pytest.mark.parametrize("fit", ["stretch", "crop"])
+def test_lidar_align_meets_the_points_inside_the_window(model_file, fit):
+    rgb, sparse, K = _frame()
+    raw = DepthCompleter.load(model_file, backend="torch", fit=fit, lidar_align=False).complete(rgb, sparse, K)
+    aligned_c = DepthCompleter.load(model_file, backend="torch", fit=fit)
+    aligned = aligned_c.complete(rgb, sparse, K)
+    x0, y0, w, h = aligned_c.window(*sparse.shape)
+    inside = np.zeros_like(sparse, bool)
+    inside[y0:y0 + h, x0:x0 + w] = True
+    points = (sparse > 0) & inside
+    np.testing.assert_allclose(aligned[points], sparse[points], rtol=1e-4)
+    assert np.abs(raw[points] - sparse[points]).mean() > 1.0      # the toy network alone is far off
+    assert (aligned[~inside] == 0).all() and (aligned[inside] >= 0.5).all()
+    empty = np.zeros_like(sparse)                                   # no point: nothing to align to
+    np.testing.assert_array_equal(aligned_c.complete(rgb, empty, K),
+                                  DepthCompleter.load(model_file, backend="torch", fit=fit,
+                                                      lidar_align=False).complete(rgb, empty, K))
 
 
 def test_torch_and_onnxruntime_agree_and_onnx_file_loads_directly(model_file, tmp_path):

@@ -65,7 +65,8 @@ def _process(args: argparse.Namespace) -> int:
         elif args.calib:
             T = matrix_from_calib_file(args.calib, args.calib_camera)
         completer = DepthCompleter.load(args.model, backend=args.backend, device=args.device,
-                                        input_size=tuple(args.input_size) if args.input_size else None)
+                                        input_size=tuple(args.input_size) if args.input_size else None,
+                                        lidar_align=args.lidar_align)
         pipeline = DepthPipeline(completer, decimation=args.decimation, min_depth=defaults.min_depth,
                                  max_depth=defaults.max_depth, colored=not args.no_colored,
                                  color_range=(defaults.color_near, defaults.color_far))
@@ -98,6 +99,8 @@ def _register_process(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "classical"))
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="network input size override")
+    parser.add_argument("--no-lidar-align", dest="lidar_align", action="store_false",
+                        help="do not rescale the network's depth to meet the LiDAR points (node: lidar_align)")
     parser.add_argument("--gt", default=None, metavar="DIR",
                         help="KITTI ground-truth depth PNGs named by frame index: print KITTI metrics")
     parser.add_argument("--image", help="image topic (default: kitti2bag's, else the only Image topic)")

@@ -13,7 +13,11 @@ pixel ``i`` is at coordinate ``i``, so a row of ``W`` pixels spans ``[-0.5, W - 
    pixel that contains its centre and the nearest point wins (min pooling over valid points only),
    so no depth is invented between a foreground and a background return;
 3. the network's depth is clipped to the model's ``depth_range`` and resized back (bilinear, same
-   convention) onto the window; pixels outside the window (``fit="crop"``) are 0 (= no depth).
+   convention) onto the window; pixels outside the window (``fit="crop"``) are 0 (= no depth);
+4. with ``lidar_align`` (the default for completion models), the depth is rescaled to meet the LiDAR
+   points at the image's own resolution (:func:`~lumde_depth.models.fill.lidar_align`): exact at
+   the points, smooth between them. It restores what the network's reduced input resolution blurs
+   and a slowly varying scale error on data unlike the training data.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from lumde_depth.geometry.intrinsics import crop_intrinsics, resize_image, resiz
 from lumde_depth.inference.backends import (Backend, OnnxBackend, TorchBackend, candidate_backends, fastest,
                                             resolve_device)
 from lumde_depth.inference.classical import ip_basic
+from lumde_depth.models.fill import lidar_align
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "student.pt"
 FITS = ("stretch", "crop")
@@ -48,13 +53,15 @@ class DepthCompleter:
     milliseconds spent in ``preprocess``, ``inference`` and ``postprocess`` for the last frame.
     """
 
-    def __init__(self, backend: Backend | None, meta: dict[str, Any], fit: str = "stretch") -> None:
+    def __init__(self, backend: Backend | None, meta: dict[str, Any], fit: str = "stretch",
+                 lidar_align: bool = True) -> None:
         if fit not in FITS:
             raise ValueError(f"unknown fit '{fit}': use one of {list(FITS)}")
         self.backend = backend
         self.meta = meta
         self.fit = fit
         self.kind: str = meta.get("kind", "completion")
+        self.lidar_align = lidar_align and backend is not None and self.kind == "completion"
         self.depth_range: tuple[float, float] = tuple(float(v) for v in meta.get("depth_range", (0.0, 100.0)))
         self.input_size: tuple[int, int] | None = tuple(meta["input_size"]) if backend is not None else None
         self._mean = np.asarray(meta.get("rgb_mean", (0.0, 0.0, 0.0)), np.float32).reshape(3, 1, 1)
@@ -65,7 +72,7 @@ class DepthCompleter:
     @classmethod
     def load(cls, path: str | Path | None = None, backend: str = "auto", device: str = "auto", *,
              input_size: tuple[int, int] | None = None, fit: str = "stretch", threads: int = 0,
-             warmup: int = 2) -> "DepthCompleter":
+             warmup: int = 2, lidar_align: bool = True) -> "DepthCompleter":
         """Load a model file (``lumde_depth.models.io``) or an exported ``.onnx`` model.
 
         ``path=None`` is the shipped student ``lumde_depth/weights/student.pt``. ``backend``:
@@ -79,7 +86,7 @@ class DepthCompleter:
         device = resolve_device(device)
         candidates = candidate_backends(backend, device)
         if candidates == ["classical"]:
-            return cls(None, {"kind": "completion", "depth_range": [0.0, 100.0]}, fit=fit)
+            return cls(None, {"kind": "completion", "depth_range": [0.0, 100.0]}, fit=fit, lidar_align=False)
         path = _model_path(path)
         if threads:
             torch.set_num_threads(threads)
@@ -112,7 +119,7 @@ class DepthCompleter:
             meta["auto_timings_ms"] = medians
         else:
             runner = runners[0]
-        completer = cls(runner, meta, fit=fit)
+        completer = cls(runner, meta, fit=fit, lidar_align=lidar_align)
         completer.warm_up(warmup)
         return completer
 
@@ -171,7 +178,11 @@ class DepthCompleter:
         t2 = time.perf_counter()
         lo, hi = self.depth_range
         up = F.interpolate(torch.from_numpy(np.clip(net, lo, hi))[None, None], size=(win_h, win_w),
-                           mode="bilinear", align_corners=False)[0, 0].numpy()
+                           mode="bilinear", align_corners=False)
+        if self.lidar_align:
+            window = np.ascontiguousarray(sparse[y0:y0 + win_h, x0:x0 + win_w], dtype=np.float32)
+            up = lidar_align(up, torch.from_numpy(window)[None, None]).clamp_(lo, hi)
+        up = up[0, 0].numpy()
         if (win_h, win_w) == (height, width):
             out = np.ascontiguousarray(up)
         else:

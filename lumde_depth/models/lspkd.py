@@ -27,12 +27,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from lumde_depth.models.blocks import conv_bn_relu, deconv_bn_relu, pad_to_multiple, resnet_stage, scaled
+from lumde_depth.models.fill import nearest_surface_fill
 from lumde_depth.models.registry import register
 
 STAGE_CHANNELS = (64, 128, 256, 512)
 DECODER_CHANNELS = (256, 128, 64, 64, 64)
 BLOCKS = {34: (3, 4, 6, 3), 18: (2, 2, 2, 2)}
 STRIDE = 32
+GUIDE_MAX_DEPTH = 100.0   # m: LiDAR points beyond it are ignored by the guided student's prefill
+GUIDE_MIN_DEPTH = 0.5     # m: where the prefill is empty (a frame without points), 0.5 m x exp(residual)
+GUIDE_LOG_RANGE = 4.0     # the residual's log factor is clamped to +-4 (x0.02 .. x55)
 
 
 def feature_channels(width: float) -> dict[str, int]:
@@ -66,18 +70,22 @@ class ResNetEncoder(nn.Module):
 class LSPKDNet(nn.Module):
     """Dual-encoder (RGB, LiDAR) ResNet depth completion network with a 6-layer deconv decoder."""
 
-    def __init__(self, depth: int = 34, width: float = 1.0, adapters: bool = False) -> None:
+    def __init__(self, depth: int = 34, width: float = 1.0, adapters: bool = False, guided: bool = False) -> None:
         super().__init__()
         if not 0.0 < width <= 4.0:
             raise ValueError(f"width multiplier must be in (0, 4], got {width}")
+        self.guided = guided
         self.rgb_encoder = ResNetEncoder(3, depth, width)
-        self.depth_encoder = ResNetEncoder(1, depth, width)
+        self.depth_encoder = ResNetEncoder(2 if guided else 1, depth, width)
         self.feature_channels = feature_channels(width)
         enc = [self.feature_channels[f"E{i}"] for i in range(5)]
         dec = [self.feature_channels[f"D{i}"] for i in range(5)]
         cins = [enc[4]] + [dec[i] + enc[4 - i] for i in range(4)]
         self.decoder = nn.ModuleList(deconv_bn_relu(cin, cout) for cin, cout in zip(cins, dec))
         self.head = nn.ConvTranspose2d(dec[4] + enc[0], 1, 3, 1, padding=1)
+        if guided:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         self.adapters = nn.ModuleDict()
         if adapters:
             teacher = feature_channels(1.0)
@@ -85,6 +93,9 @@ class LSPKDNet(nn.Module):
 
     def forward(self, rgb: torch.Tensor, sparse: torch.Tensor) -> dict[str, torch.Tensor]:
         h, w = rgb.shape[-2], rgb.shape[-1]
+        if self.guided:
+            prefill = nearest_surface_fill(sparse, GUIDE_MAX_DEPTH)
+            sparse = torch.cat((sparse, prefill), 1)
         rgb_feats, rgb_last = self.rgb_encoder(pad_to_multiple(rgb, STRIDE, "replicate"))
         depth_feats, depth_last = self.depth_encoder(pad_to_multiple(sparse, STRIDE))
         out: dict[str, torch.Tensor] = {f"E{i}": torch.cat((r, d), 1)
@@ -94,7 +105,12 @@ class LSPKDNet(nn.Module):
             x = layer(x if i == 0 else torch.cat((x, out[f"E{5 - i}"]), 1))
             out[f"D{i}"] = x
         x = self.head(torch.cat((x, out["E0"]), 1))
-        out["depth"] = F.softplus(x[..., :h, :w])
+        x = x[..., :h, :w]
+        if self.guided:
+            out["prefill"] = prefill
+            out["depth"] = prefill.clamp_min(GUIDE_MIN_DEPTH) * torch.exp(x.clamp(-GUIDE_LOG_RANGE, GUIDE_LOG_RANGE))
+        else:
+            out["depth"] = F.softplus(x)
         return out
 
 
@@ -105,12 +121,20 @@ def lspkd_teacher() -> LSPKDNet:
 
 
 @register("lspkd_student")
-def lspkd_student(width: float = 0.5, adapters: bool = False) -> LSPKDNet:
+def lspkd_student(width: float = 0.5, adapters: bool = False, guided: bool = False) -> LSPKDNet:
     """LSPKD student: ResNet18 encoders, all channels x ``width``.
 
     ``adapters=True`` adds the distillation's dimension-matching 1x1 convs phi (student width ->
     teacher width) for every named feature, as ``model.adapters[name]``. The paper's parameter
     counts (8.56M at 0.5, 0.66M at 0.125) match the network *with* them (8.65M, 0.68M); the
     inference network alone has 7.90M / 0.50M. They are not used by ``forward``.
+
+    ``guided=True`` (the shipped student): the network refines a classical completion instead of
+    predicting depth from scratch. The sparse depth's :func:`~lumde_depth.models.fill.nearest_surface_fill`
+    is a second input channel of the LiDAR encoder, and the output is that prefill times
+    ``exp(residual)``, the head zero-initialised so that an untrained network returns the prefill.
+    Why: the classical fill is already good where the LiDAR is dense and carries no domain gap;
+    the network only learns the corrections (edges from the image, the region above the LiDAR),
+    which transfer from synthetic training data to real sensors far better than absolute depth.
     """
-    return LSPKDNet(depth=18, width=width, adapters=adapters)
+    return LSPKDNet(depth=18, width=width, adapters=adapters, guided=guided)

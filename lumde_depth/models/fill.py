@@ -1,0 +1,75 @@
+"""Parameter-free dense fills of sparse depth, in torch (they run inside networks and export to ONNX).
+
+- :func:`nearest_surface_fill`: a classical completion in the spirit of IP-Basic (Ku et al., CRV
+  2018): depth is inverted (``max_depth - d``) so that max pooling keeps the *nearest* surface; a
+  5x5 dilation, a 5x5 closing, a 7x7 fill of what is still empty, each column's top value
+  extended upwards, then :func:`pull_push` interpolates every remaining hole (the sky, the gaps of sparse indoor samples). The guided student (``lspkd_student(guided=True)``) refines it.
+- :func:`pull_push`: scattered values (with weights) to a dense field, Gortler et al.'s pull-push
+  (The Lumigraph, 1996): cells are summed up a 2x pyramid, then each level keeps its own mean where
+  it holds at least one unit of weight and blends in the coarser level elsewhere. Linear in the
+  pixel count; :func:`lidar_align` uses it to make a prediction agree with the LiDAR points.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _max_pool(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``size x size`` max filter, run as two separable 1-D passes."""
+    x = F.max_pool2d(x, (1, size), stride=1, padding=(0, size // 2))
+    return F.max_pool2d(x, (size, 1), stride=1, padding=(size // 2, 0))
+
+
+def _fill(x: torch.Tensor, filler: torch.Tensor) -> torch.Tensor:
+    return torch.where(x > 0, x, filler)
+
+
+def _extend_up(x: torch.Tensor) -> torch.Tensor:
+    """Each column's topmost value copied up to row 0 (the LiDAR sees nothing above its top beam)."""
+    valid = x > 0
+    top = torch.argmax(valid.to(torch.uint8), dim=-2, keepdim=True)
+    rows = torch.arange(x.shape[-2], device=x.device).view(-1, 1)
+    above = (rows < top) & valid.any(dim=-2, keepdim=True)
+    return torch.where(above, torch.gather(x, -2, top).expand_as(x), x)
+
+
+def nearest_surface_fill(sparse: torch.Tensor, max_depth: float = 100.0) -> torch.Tensor:
+    """Dense depth ``(B, 1, H, W)`` from sparse depth (metres, 0 = no point); 0 only where a frame
+    has no point at all. Points at or beyond ``max_depth`` are ignored."""
+    valid = (sparse > 0) & (sparse < max_depth)
+    inv = torch.where(valid, max_depth - sparse, torch.zeros_like(sparse))
+    inv = _max_pool(inv, 5)
+    inv = -_max_pool(-_max_pool(inv, 5), 5)
+    inv = _fill(inv, _max_pool(inv, 7))
+    inv = _extend_up(inv)
+    holes = (inv > 0).to(inv.dtype)
+    inv = _fill(inv, pull_push(inv, holes))
+    return torch.where(inv > 0, max_depth - inv, torch.zeros_like(inv))
+
+
+def pull_push(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Dense ``(B, C, H, W)`` field interpolating ``values`` where ``weights > 0`` (weight 1 = one
+    sample); 0 where a frame has no weight at all."""
+    sums, mass = [values * weights], [weights]
+    while min(sums[-1].shape[-2:]) > 1:
+        sums.append(4 * F.avg_pool2d(sums[-1], 2, ceil_mode=True))
+        mass.append(4 * F.avg_pool2d(mass[-1], 2, ceil_mode=True))
+    field = sums[-1] / mass[-1].clamp_min(1e-12)
+    for s, m in zip(reversed(sums[:-1]), reversed(mass[:-1])):
+        coarse = F.interpolate(field, size=s.shape[-2:], mode="bilinear", align_corners=False)
+        confidence = m.clamp(max=1.0)
+        field = confidence * (s / m.clamp_min(1e-12)) + (1 - confidence) * coarse
+    return field
+
+
+def lidar_align(depth: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+    """``depth`` rescaled pixel by pixel so that it meets the LiDAR: the log-ratio ``log(sparse /
+    depth)`` at the points is spread by :func:`pull_push` and applied multiplicatively. Exact at
+    the points, smooth between them; a frame without points is returned unchanged.
+
+    Why: a network running below the image's resolution, or on data unlike its training data, is
+    off by a slowly varying factor that the LiDAR measures directly."""
+    valid = ((sparse > 0) & (depth > 0)).to(depth.dtype)
+    ratio = torch.log(sparse.clamp_min(1e-3) / depth.clamp_min(1e-3)) * valid
+    return depth * torch.exp(pull_push(ratio, valid))

@@ -1,0 +1,73 @@
+"""Parameter-free fills (lumde_depth.models.fill): classical prefill, pull-push, LiDAR alignment."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lumde_depth.models import build
+from lumde_depth.models.fill import lidar_align, nearest_surface_fill, pull_push
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
+
+
+def test_prefill_keeps_the_nearest_surface_and_fills_everything():
+    sparse = np.zeros((60, 80), np.float32)
+    sparse[30:, ::3] = 20.0          # background wall
+    sparse[40:, 30:50:3] = 5.0       # an obstacle in front of it
+    dense = nearest_surface_fill(_t(sparse))[0, 0].numpy()
+    assert (dense > 0).all()
+    assert np.allclose(dense[50, 36:45], 5.0) and np.allclose(dense[50, 5:20], 20.0)
+    assert np.allclose(dense[:25, 5:20], 20.0)         # each column's top value extends upwards
+
+
+def test_prefill_of_scattered_samples_interpolates_between_them():
+    sparse = np.zeros((64, 64), np.float32)
+    sparse[8, 8], sparse[56, 56] = 2.0, 4.0
+    dense = nearest_surface_fill(_t(sparse), max_depth=10.0)[0, 0].numpy()
+    assert dense.min() >= 2.0 - 1e-5 and dense.max() <= 4.0 + 1e-5
+    assert dense[8, 8] == pytest.approx(2.0) and dense[56, 56] == pytest.approx(4.0)
+
+
+def test_prefill_ignores_far_points_and_leaves_an_empty_frame_empty():
+    sparse = np.zeros((16, 16), np.float32)
+    assert not nearest_surface_fill(_t(sparse)).any()
+    sparse[4, 4] = 150.0
+    assert not nearest_surface_fill(_t(sparse), max_depth=100.0).any()
+
+
+def test_pull_push_is_exact_at_unit_weights_and_keeps_constants():
+    rng = np.random.default_rng(0)
+    weights = (rng.random((1, 1, 37, 53)) < 0.05).astype(np.float32)
+    values = rng.uniform(1, 9, weights.shape).astype(np.float32)
+    field = pull_push(torch.from_numpy(values), torch.from_numpy(weights)).numpy()
+    np.testing.assert_allclose(field[weights > 0], values[weights > 0], rtol=1e-5)
+    assert field.min() >= values[weights > 0].min() - 1e-4 and field.max() <= values[weights > 0].max() + 1e-4
+    constant = pull_push(torch.full(weights.shape, 3.0), torch.from_numpy(weights))
+    np.testing.assert_allclose(constant.numpy(), 3.0, rtol=1e-5)
+    assert not pull_push(torch.ones(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)).any()
+
+
+def test_lidar_align_removes_a_scale_error_and_is_exact_at_the_points():
+    rng = np.random.default_rng(1)
+    truth = np.linspace(5, 40, 48 * 96, dtype=np.float32).reshape(48, 96)
+    sparse = np.where(rng.random(truth.shape) < 0.05, truth, 0).astype(np.float32)
+    aligned = lidar_align(_t(1.3 * truth), _t(sparse))[0, 0].numpy()
+    np.testing.assert_allclose(aligned, truth, rtol=1e-4)
+    unchanged = lidar_align(_t(1.3 * truth), torch.zeros(1, 1, 48, 96))
+    np.testing.assert_array_equal(unchanged[0, 0].numpy(), 1.3 * truth)
+
+
+def test_guided_student_starts_as_its_prefill_and_learns_a_residual():
+    torch.manual_seed(0)
+    model = build("lspkd_student", width=0.125, guided=True)
+    sparse = torch.zeros(2, 1, 40, 72)
+    sparse[:, :, 20:, ::2] = torch.rand(2, 1, 20, 36) * 30 + 2
+    out = model(torch.rand(2, 3, 40, 72), sparse)
+    assert out["depth"].shape == (2, 1, 40, 72)
+    torch.testing.assert_close(out["depth"], out["prefill"].clamp_min(0.5))
+    out["depth"].mean().backward()
+    assert model.head.weight.grad.abs().sum() > 0
+    assert model.depth_encoder.stem[0].in_channels == 2
