@@ -9,7 +9,7 @@ Sets, each through ``DepthCompleter.complete`` at the camera's full resolution, 
   semi-dense ground truth: <= 80 m, no sky); KITTI metrics.
 - ``KITTI object`` / ``KITTI raw`` (real, ../shared/data): no dense ground truth exists, so 20% of
   the projected LiDAR pixels (seeded) are held out as ground truth and the other 80% are the input
-  (sparse-to-sparse, as in the data README); KITTI metrics.
+  (sparse-to-sparse, as in the data README), in 3 independent draws per frame; KITTI metrics.
 - ``Redwood`` and ``NYU v2 / SUN RGB-D / TUM`` (real indoor RGB-D, dense sensor depth): the NYUv2
   protocol's 500 sparse samples as input, NYU metrics (m). The student was trained outdoors only.
 
@@ -40,6 +40,7 @@ from lumde_depth.data.rgbd_formats import (read_mm_depth, read_nyu_raw_depth, re
 
 MODEL_CARD = ROOT / "docs" / "model_card.md"
 HOLDOUT = 0.2
+DRAWS = 3   # hold-out draws per real KITTI frame: the figure averages over draws, not one lucky split
 Frame = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # rgb, sparse input, gt, K
 
 
@@ -70,7 +71,8 @@ def kitti_object_frames(data: Path, seed: int) -> Iterator[Frame]:
         calib = read_kitti_object_calib(root / "calib" / f"{image_path.stem}.txt", image_size=(w, h))
         scan = read_velodyne_bin(root / "velodyne" / f"{image_path.stem}.bin")
         sparse = project_points(scan, calib.T_cam_lidar, calib.P, w, h)
-        yield (rgb, *holdout(sparse, rng), calib.K)
+        for _ in range(DRAWS):
+            yield (rgb, *holdout(sparse, rng), calib.K)
 
 
 def kitti_raw_frames(data: Path, seed: int) -> Iterator[Frame]:
@@ -81,7 +83,8 @@ def kitti_raw_frames(data: Path, seed: int) -> Iterator[Frame]:
     for i in range(len(ds)):
         s = ds[i]
         rgb = (s["rgb"].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-        yield (rgb, *holdout(s["sparse"][0].numpy(), rng), s["K"].numpy())
+        for _ in range(DRAWS):
+            yield (rgb, *holdout(s["sparse"][0].numpy(), rng), s["K"].numpy())
 
 
 PRIMESENSE_K = np.array([[525.0, 0, 319.5], [0, 525.0, 239.5], [0, 0, 1]], np.float32)
@@ -142,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         ("synthetic held-out (seed %d, %d frames, 1242x375)" % (args.seed, args.frames), "kitti",
          synthetic_frames(args.frames, args.seed), kitti_metrics)]
     if args.data.is_dir():
-        sets += [("KITTI object, real (6 frames, 20% LiDAR held out)", "kitti",
+        sets += [("KITTI object, real (6 frames x 3 draws, 20% LiDAR held out)", "kitti",
                   kitti_object_frames(args.data, args.seed), kitti_metrics),
-                 ("KITTI raw 2011_09_26_0023, real (5 frames, 20% LiDAR held out)", "kitti",
+                 ("KITTI raw 2011_09_26_0023, real (5 frames x 3 draws, 20% LiDAR held out)", "kitti",
                   kitti_raw_frames(args.data, args.seed), kitti_metrics),
                  ("Redwood living room, real indoor (10 frames, 500 samples)", "nyu",
                   redwood_frames(args.data, 10, args.seed), nyu_metrics),

@@ -50,12 +50,29 @@ def test_pull_push_is_exact_at_unit_weights_and_keeps_constants():
     assert not pull_push(torch.ones(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)).any()
 
 
-def test_lidar_align_removes_a_scale_error_and_is_exact_at_the_points():
+def test_pull_push_full_weight_smooths_single_samples():
+    weights = np.zeros((1, 1, 32, 32), np.float32)
+    weights[..., ::4, ::4] = 1.0
+    values = np.where(weights > 0, 1.0, 0.0).astype(np.float32)
+    values[..., 16, 16] = 5.0                                        # one outlier among 64 samples
+    exact = pull_push(torch.from_numpy(values), torch.from_numpy(weights)).numpy()
+    smooth = pull_push(torch.from_numpy(values), torch.from_numpy(weights), full_weight=4.0).numpy()
+    assert exact[..., 16, 16] == pytest.approx(5.0)
+    assert 1.0 < smooth[..., 16, 16] < 3.0 and smooth[..., 0, 0] == pytest.approx(1.0, abs=0.2)
+
+
+def test_lidar_align_removes_a_scale_error_and_pulls_depth_to_the_points():
     rng = np.random.default_rng(1)
     truth = np.linspace(5, 40, 48 * 96, dtype=np.float32).reshape(48, 96)
     sparse = np.where(rng.random(truth.shape) < 0.05, truth, 0).astype(np.float32)
     aligned = lidar_align(_t(1.3 * truth), _t(sparse))[0, 0].numpy()
-    np.testing.assert_allclose(aligned, truth, rtol=1e-4)
+    np.testing.assert_allclose(aligned, truth, rtol=1e-4)               # a constant ratio is recovered everywhere
+    bumped = truth * (1 + 0.2 * (np.arange(96) > 48))                   # the prediction is off on one half only
+    points = sparse > 0
+    for full_weight, tolerance in ((1.0, 1e-4), (4.0, 0.1)):
+        out = lidar_align(_t(bumped), _t(sparse), full_weight)[0, 0].numpy()
+        err = np.abs(out[points] - truth[points]) / truth[points]
+        assert err.max() < tolerance and err.mean() < np.abs(bumped - truth)[points].mean() / truth[points].mean()
     unchanged = lidar_align(_t(1.3 * truth), torch.zeros(1, 1, 48, 96))
     np.testing.assert_array_equal(unchanged[0, 0].numpy(), 1.3 * truth)
 

@@ -15,9 +15,9 @@ pixel ``i`` is at coordinate ``i``, so a row of ``W`` pixels spans ``[-0.5, W - 
 3. the network's depth is clipped to the model's ``depth_range`` and resized back (bilinear, same
    convention) onto the window; pixels outside the window (``fit="crop"``) are 0 (= no depth);
 4. with ``lidar_align`` (the default for completion models), the depth is rescaled to meet the LiDAR
-   points at the image's own resolution (:func:`~lumde_depth.models.fill.lidar_align`): exact at
-   the points, smooth between them. It restores what the network's reduced input resolution blurs
-   and a slowly varying scale error on data unlike the training data.
+   points at the image's own resolution (:func:`~lumde_depth.models.fill.lidar_align`): pulled to
+   the points where they are dense, smooth between them. It restores what the network's reduced
+   input resolution blurs and a slowly varying scale error on data unlike the training data.
 """
 from __future__ import annotations
 

@@ -6,8 +6,8 @@
   extended upwards, then :func:`pull_push` interpolates every remaining hole (the sky, the gaps of sparse indoor samples). The guided student (``lspkd_student(guided=True)``) refines it.
 - :func:`pull_push`: scattered values (with weights) to a dense field, Gortler et al.'s pull-push
   (The Lumigraph, 1996): cells are summed up a 2x pyramid, then each level keeps its own mean where
-  it holds at least one unit of weight and blends in the coarser level elsewhere. Linear in the
-  pixel count; :func:`lidar_align` uses it to make a prediction agree with the LiDAR points.
+  it holds enough weight (``full_weight``) and blends in the coarser level in proportion elsewhere.
+  Linear in the pixel count; :func:`lidar_align` uses it to make a prediction agree with the LiDAR.
 """
 from __future__ import annotations
 
@@ -48,9 +48,18 @@ def nearest_surface_fill(sparse: torch.Tensor, max_depth: float = 100.0) -> torc
     return torch.where(inv > 0, max_depth - inv, torch.zeros_like(inv))
 
 
-def pull_push(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+ALIGN_FULL_WEIGHT = 4.0
+"""LiDAR points a pyramid cell needs before :func:`lidar_align` trusts its own mean ratio fully: one
+point's ratio carries its range noise and, near edges, the camera-LiDAR parallax (a point seen
+through a gap); averaging four halves that noise. Measured on the real KITTI samples (see
+docs/model_card.md): 4 lowers the RMSE against 1 (interpolate every point exactly) by 2-6 %."""
+
+
+def pull_push(values: torch.Tensor, weights: torch.Tensor, full_weight: float = 1.0) -> torch.Tensor:
     """Dense ``(B, C, H, W)`` field interpolating ``values`` where ``weights > 0`` (weight 1 = one
-    sample); 0 where a frame has no weight at all."""
+    sample); 0 where a frame has no weight at all. With ``full_weight`` 1 the field is exact at
+    every sample; above 1, a cell blends its own mean with the coarser level's until it holds that
+    much weight, which smooths noisy samples."""
     sums, mass = [values * weights], [weights]
     while min(sums[-1].shape[-2:]) > 1:
         sums.append(4 * F.avg_pool2d(sums[-1], 2, ceil_mode=True))
@@ -58,18 +67,19 @@ def pull_push(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     field = sums[-1] / mass[-1].clamp_min(1e-12)
     for s, m in zip(reversed(sums[:-1]), reversed(mass[:-1])):
         coarse = F.interpolate(field, size=s.shape[-2:], mode="bilinear", align_corners=False)
-        confidence = m.clamp(max=1.0)
+        confidence = (m / full_weight).clamp(max=1.0)
         field = confidence * (s / m.clamp_min(1e-12)) + (1 - confidence) * coarse
     return field
 
 
-def lidar_align(depth: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+def lidar_align(depth: torch.Tensor, sparse: torch.Tensor, full_weight: float = ALIGN_FULL_WEIGHT) -> torch.Tensor:
     """``depth`` rescaled pixel by pixel so that it meets the LiDAR: the log-ratio ``log(sparse /
-    depth)`` at the points is spread by :func:`pull_push` and applied multiplicatively. Exact at
-    the points, smooth between them; a frame without points is returned unchanged.
+    depth)`` at the points is spread by :func:`pull_push` and applied multiplicatively. Close to the
+    points (exact with ``full_weight=1``), smooth between them; a frame without points is returned
+    unchanged.
 
     Why: a network running below the image's resolution, or on data unlike its training data, is
     off by a slowly varying factor that the LiDAR measures directly."""
     valid = ((sparse > 0) & (depth > 0)).to(depth.dtype)
     ratio = torch.log(sparse.clamp_min(1e-3) / depth.clamp_min(1e-3)) * valid
-    return depth * torch.exp(pull_push(ratio, valid))
+    return depth * torch.exp(pull_push(ratio, valid, full_weight))
