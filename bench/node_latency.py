@@ -166,7 +166,7 @@ def main() -> int:
     transport = "rmw_fastrtps_cpp, default transports (UDP loopback for large messages)"
     if args.large_messages_profile:
         transport = "rmw_fastrtps_cpp with config/fastdds_large_messages.xml (16 MB shared-memory segments)"
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(harness.loopback_profile(Path(tempfile.mkdtemp())))
+        harness.use_large_messages_profile()
     from conftest import shared_data_dir
     shared = shared_data_dir()
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,9 +1,13 @@
-"""Helpers for the real-DDS node tests and bench/node_latency.py: frames, a publisher process, the node process.
+"""Helpers for the real-DDS node tests and the node benches (node_latency, soak): frames, a student
+model file, the node process, :class:`LiveNode` (the node driven from this process), the accounting
+identities the node's diagnostics must satisfy, and a publisher process.
 
 Run as a script, this module is the *publisher process*: it loads a frame file (``save_frame``),
 waits until the node subscribes, then publishes image + camera_info + cloud at a rate and prints one
 JSON line per published set (its stamp). Its QoS, topic names and a list of bad-input cases are
 command-line options.
+
+rclpy is imported inside the functions that need it, so the frame helpers work without ROS.
 """
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -21,6 +27,8 @@ from lumde_depth.data.depth_io import read_velodyne_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 KITTI_FRAME = "000001"   # 1242x375, 120k points
+STUDENT_INPUT_SIZE = (64, 208)
+TOPICS = ("image", "camera_info", "points")
 
 
 def loopback_profile(folder: Path) -> Path:
@@ -32,6 +40,14 @@ def loopback_profile(folder: Path) -> Path:
         raise ValueError("config/fastdds_large_messages.xml has no receiveBufferSize to attach the loopback allowlist to")
     path = folder / "fastdds_loopback.xml"
     path.write_text(loopback)
+    return path
+
+
+def use_large_messages_profile() -> Path:
+    """Make this process and its ROS children use :func:`loopback_profile` (shared memory for KITTI-sized
+    messages); call before rclpy creates a participant. Returns the profile's path."""
+    path = loopback_profile(Path(tempfile.mkdtemp(prefix="lumde_fastdds_")))
+    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(path)
     return path
 
 
@@ -131,6 +147,225 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
             proc.wait()
 
 
+def save_student(path: Path, input_size: tuple[int, int] = STUDENT_INPUT_SIZE) -> Path:
+    """A random-init cdspn x32 completion model (the shipped student's cost, untrained) saved at ``path``."""
+    import torch
+
+    from lumde_depth.models import build
+    from lumde_depth.models.io import save_model
+    torch.manual_seed(0)
+    return save_model(path, build("cdspn", scale=32),
+                      {"input_size": list(input_size), "depth_range": [0.5, 80.0], "kind": "completion"})
+
+
+def frame_messages(frame: dict[str, np.ndarray], camera: str = "camera", lidar: str = "lidar") -> tuple:
+    """``(Image rgb8, CameraInfo, PointCloud2 x,y,z,intensity)`` of a frame, stamp 0."""
+    from lumde_depth.ros import convert
+
+    height, width = frame["rgb"].shape[:2]
+    header, cloud_header = convert.make_header(0, camera), convert.make_header(0, lidar)
+    return (convert.numpy_to_image(frame["rgb"], "rgb8", header),
+            convert.make_camera_info(header, width, height, P=frame["P"]),
+            convert.xyzi_to_cloud(frame["points"].astype(np.float32), cloud_header))
+
+
+# --------------------------------------------------------------------------------------------------
+# the node's accounting (keys of its /diagnostics, lumde_depth.ros.diagnostics)
+
+def counts(diag: dict[str, str]) -> dict[str, int]:
+    """The integer counters among diagnostics values."""
+    return {key: int(value) for key, value in diag.items() if isinstance(value, str) and value.isdigit()}
+
+
+def delivery_gaps(sent: dict[str, int], counters: dict[str, int]) -> dict[str, int]:
+    """Per input: messages sent - received by the node - reported lost by DDS (0: every one accounted for;
+    > 0: still in flight, or overwritten unread in a KEEP_LAST history, which DDS reports nowhere)."""
+    return {topic: n - counters.get(f"received: {topic}", 0) - counters.get(f"lost by DDS: {topic}", 0)
+            for topic, n in sent.items()}
+
+
+def unaccounted(diag: dict[str, str]) -> list[str]:
+    """The node's accounting identities these diagnostics break (empty: every message accounted for).
+
+    Per synchronizer ``S`` and input ``t``: ``received: t = S: t matched + evicted + pending`` and
+    ``S: t matched = S: sets``; for the worker: ``synchronized sets = processed + dropped + bad frames``;
+    with one synchronizer (completion or monocular mode) its sets are the synchronized sets."""
+    c = counts(diag)
+    syncs = [key[: -len(": sets")] for key in c if key.startswith("sync ") and key.endswith(": sets")]
+    problems = []
+    for sync in syncs:
+        for topic in sync[len("sync "):].split("+"):
+            parts = [c.get(f"{sync}: {topic} {what}", 0) for what in ("matched", "evicted", "pending")]
+            if c.get(f"received: {topic}", 0) != sum(parts):
+                problems.append(f"{topic}: received {c.get(f'received: {topic}', 0)} != matched + evicted + "
+                                f"pending {parts} in {sync}")
+            if parts[0] != c[f"{sync}: sets"]:
+                problems.append(f"{sync}: {topic} matched {parts[0]} != sets {c[f'{sync}: sets']}")
+    handled = c.get("processed", 0) + c.get("dropped (replaced before processing)", 0) + c.get("bad frames", 0)
+    if c.get("synchronized sets", -1) != handled:
+        problems.append(f"synchronized sets {c.get('synchronized sets')} != processed + dropped + bad {handled}")
+    if len(syncs) == 1 and c[f"{syncs[0]}: sets"] != c.get("synchronized sets", -1):
+        problems.append(f"{syncs[0]}: sets {c[f'{syncs[0]}: sets']} != synchronized sets")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------
+# the node driven from this process
+
+class Listener:
+    """Subscribes to the node's outputs in this process and keeps what arrives."""
+
+    def __init__(self, context: Any, topics: dict[str, type], reliability: Any = None) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        self.node = rclpy.create_node("lumde_test_listener", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.got: dict[str, list] = {name: [] for name in topics}
+        self.node_name = "lumde_depth_node"
+        qos = QoSProfile(depth=10, reliability=reliability or ReliabilityPolicy.RELIABLE)
+        for name, msg_type in topics.items():
+            self.node.create_subscription(msg_type, name, lambda m, n=name: self.got[n].append(m),
+                                          10 if name == "/diagnostics" else qos)
+
+    def spin_until(self, condition: Callable[[], object], timeout: float, procs: tuple = (),
+                   log: Path | None = None) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+            if condition():
+                return True
+            for proc in procs:
+                if proc.poll() is not None:
+                    text = log.read_text() if log is not None and log.exists() else ""
+                    raise AssertionError(f"process {proc.args[:2]} exited early with code {proc.returncode}:\n{text}")
+        return False
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def diag_values(listener: Listener) -> dict[str, str]:
+    """The key/values of the newest /diagnostics status of the listener's node (plus ``_message``, ``_level``)."""
+    for array in reversed(listener.got["/diagnostics"]):
+        for status in array.status:
+            if status.name.startswith(f"{listener.node_name}:"):
+                return {kv.key: kv.value for kv in status.values} | {"_message": status.message,
+                                                                      "_level": status.level}
+    return {}
+
+
+class LiveNode:
+    """The node process on its own domain, with reliable publishers of its inputs and a Listener of its
+    outputs here. ``history``: the publishers' KEEP_LAST depth (a burst deeper than it would make
+    ``publish()`` overwrite samples not yet delivered)."""
+
+    def __init__(self, tmp: Path, params: dict[str, object], domain: int, frame: dict[str, np.ndarray],
+                 history: int = 10, clock: bool = False) -> None:
+        """``clock``: also publish ``/clock`` (for ``use_sim_time``), here at ``self.stamp`` until the node is up."""
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.context import Context
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+        from lumde_depth.ros import convert
+        self.domain, self.frame = domain, frame
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=self.domain)
+        self.listener = Listener(self.context, {"depth/image": Image, "/diagnostics": DiagnosticArray})
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=history, reliability=ReliabilityPolicy.RELIABLE)
+        node = self.listener.node
+        self.pubs = {topic: node.create_publisher(msg_type, topic, qos)
+                     for topic, msg_type in zip(TOPICS, (Image, CameraInfo, PointCloud2))}
+        self.sent = dict.fromkeys(TOPICS, 0)
+        self.clock = node.create_publisher(Clock, "/clock", 10) if clock else None
+        self.log = tmp / "node.log"
+        self.proc = start_node(params, log=self.log, env=ros_env(self.domain))
+        self.stamp = time.time_ns()
+
+        def ready() -> bool:
+            if self.clock is not None:
+                self.clock.publish(Clock(clock=convert.make_stamp(self.stamp)))
+            return all(p.get_subscription_count() > 0 for p in self.pubs.values()) and bool(self.diag())
+
+        self.wait(ready, 90.0, "the node did not subscribe and publish diagnostics")
+        # our writers see the node's readers before the node's readers see our writers; samples sent in
+        # between are not delivered (volatile durability), so let discovery finish on the node's side too
+        self.listener.spin_until(lambda: False, 1.0)
+
+    # ------------------------------------------------------------------ publishing
+    def next_stamp(self) -> int:
+        self.stamp += 100_000_000   # 0.1 s apart: farther than the sync slop, so sets never mix
+        return self.stamp
+
+    def good_set(self) -> tuple:
+        return frame_messages(self.frame)
+
+    def send(self, image: Any = None, info: Any = None, cloud: Any = None, stamp: int | None = None,
+             cloud_stamp: int | None = None) -> int:
+        """Publish the given messages (None = not sent) with one image stamp; returns it."""
+        from lumde_depth.ros import convert
+
+        stamp = self.next_stamp() if stamp is None else stamp
+        for topic, msg, ns in (("image", image, stamp), ("camera_info", info, stamp),
+                               ("points", cloud, stamp if cloud_stamp is None else cloud_stamp)):
+            if msg is not None:
+                msg.header.stamp = convert.make_stamp(ns)
+                self.pubs[topic].publish(msg)
+                self.sent[topic] += 1
+        return stamp
+
+    def send_good(self) -> int:
+        return self.send(*self.good_set())
+
+    # ------------------------------------------------------------------ observing
+    def diag(self) -> dict[str, str]:
+        return diag_values(self.listener)
+
+    def count(self, key: str) -> int:
+        return int(self.diag().get(key, 0))
+
+    def published(self) -> set[int]:
+        from lumde_depth.ros import convert
+
+        return {convert.stamp_to_ns(m.header.stamp) for m in self.listener.got["depth/image"]}
+
+    def wait(self, condition: Callable[[], object], timeout: float, what: str) -> None:
+        ok = self.listener.spin_until(condition, timeout, (self.proc,), self.log)
+        assert ok, f"{what}; diagnostics: {self.diag()}\nnode log:\n{self.log.read_text()[-4000:]}"
+
+    def settle(self) -> None:
+        """Wait until the diagnostics account for every synchronized set (processed + dropped + bad)."""
+        start = time.time_ns()
+        self.wait(lambda: self.diag_after(start) and self.accounted(), 30.0, "sets unaccounted for")
+
+    def delivered(self, timeout: float) -> bool:
+        """Spin until every message sent from here was received by the node or reported lost (False on timeout)."""
+        return self.listener.spin_until(
+            lambda: all(gap <= 0 for gap in delivery_gaps(self.sent, counts(self.diag())).values()), timeout)
+
+    def accounted(self) -> bool:
+        d = self.diag()
+        return int(d.get("synchronized sets", -1)) == (int(d.get("processed", 0)) + int(d.get("bad frames", 0))
+                                                       + int(d.get("dropped (replaced before processing)", 0)))
+
+    def diag_after(self, ns: int) -> bool:
+        from lumde_depth.ros import convert
+
+        arrays = self.listener.got["/diagnostics"]
+        return bool(arrays) and convert.stamp_to_ns(arrays[-1].header.stamp) >= ns
+
+    def close(self) -> None:
+        stop(self.proc)
+        self.listener.close()
+        self.context.try_shutdown()
+
+
 # --------------------------------------------------------------------------------------------------
 # the publisher process
 
@@ -146,7 +381,6 @@ def _publish(args: argparse.Namespace) -> int:
 
     frame = dict(np.load(args.frame))
     rgb, points, P = frame["rgb"], frame["points"].astype(np.float32), frame["P"]
-    height, width = rgb.shape[:2]
     rclpy.init()
     node = rclpy.create_node("lumde_test_publisher")
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
@@ -154,10 +388,7 @@ def _publish(args: argparse.Namespace) -> int:
                      else ReliabilityPolicy.BEST_EFFORT)
     types = (Image, CameraInfo, PointCloud2)[:2 if args.no_points else 3]
     pubs = [node.create_publisher(t, name, qos) for t, name in zip(types, args.topics)]
-    header = convert.make_header(0, "camera_color_left")
-    cloud_header = convert.make_header(0, "velo_link")
-    good = (convert.numpy_to_image(rgb, "rgb8", header), convert.make_camera_info(header, width, height, P=P),
-            convert.xyzi_to_cloud(points, cloud_header))
+    good = frame_messages(frame, "camera_color_left", "velo_link")
     deadline = time.monotonic() + 60.0
     while any(p.get_subscription_count() == 0 for p in pubs) and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)

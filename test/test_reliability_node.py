@@ -17,116 +17,23 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (pip install -r requirements-ros.txt)")
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField  # noqa: E402
 
 from lumde_depth.ros import convert  # noqa: E402
 
 import node_harness as harness  # noqa: E402
 from conftest import next_domain_id  # noqa: E402
-from test_node import Listener, _diag_values  # noqa: E402
 
 pytestmark = pytest.mark.ros
-INPUT_SIZE = (64, 208)
+INPUT_SIZE = harness.STUDENT_INPUT_SIZE
 HEIGHT, WIDTH = 96, 320
 FRAME = harness.synthetic_frame(HEIGHT, WIDTH, 20_000)
 BURST = 200
 
 
-def save_student(path: Path) -> Path:
-    import torch
-
-    from lumde_depth.models import build
-    from lumde_depth.models.io import save_model
-    torch.manual_seed(0)
-    return save_model(path, build("cdspn", scale=32),
-                      {"input_size": list(INPUT_SIZE), "depth_range": [0.5, 80.0], "kind": "completion"})
-
-
-class LiveNode:
-    """The node process on its own domain, with publishers of its inputs and a Listener of its outputs here."""
-
-    def __init__(self, tmp: Path, params: dict[str, object], clock: bool = False) -> None:
-        """``clock``: also publish ``/clock`` (for ``use_sim_time``), here at ``self.stamp`` until the node is up."""
-        from rosgraph_msgs.msg import Clock
-        self.domain = next_domain_id()
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=self.domain)
-        self.listener = Listener(self.context, {"depth/image": Image, "/diagnostics": DiagnosticArray})
-        # deep enough for a 200-set burst: a full reliable history would block publish() and then fail it
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=BURST, reliability=ReliabilityPolicy.RELIABLE)
-        node = self.listener.node
-        self.pubs = {"image": node.create_publisher(Image, "image", qos),
-                     "camera_info": node.create_publisher(CameraInfo, "camera_info", qos),
-                     "points": node.create_publisher(PointCloud2, "points", qos)}
-        self.clock = node.create_publisher(Clock, "/clock", 10) if clock else None
-        self.log = tmp / "node.log"
-        self.proc = harness.start_node(params, log=self.log, env=harness.ros_env(self.domain))
-        self.stamp = time.time_ns()
-
-        def ready() -> bool:
-            if self.clock is not None:
-                self.clock.publish(Clock(clock=convert.make_stamp(self.stamp)))
-            return all(p.get_subscription_count() > 0 for p in self.pubs.values()) and bool(self.diag())
-
-        self.wait(ready, 90.0, "the node did not subscribe and publish diagnostics")
-        # our writers see the node's readers before the node's readers see our writers; samples sent in
-        # between are not delivered (volatile durability), so let discovery finish on the node's side too
-        self.listener.spin_until(lambda: False, 1.0)
-
-    # ------------------------------------------------------------------ publishing
-    def next_stamp(self) -> int:
-        self.stamp += 100_000_000   # 0.1 s apart: farther than the sync slop, so sets never mix
-        return self.stamp
-
-    def send(self, image=None, info=None, cloud=None, stamp: int | None = None,
-             cloud_stamp: int | None = None) -> int:
-        """Publish the given messages (None = not sent) with one image stamp; returns it."""
-        stamp = self.next_stamp() if stamp is None else stamp
-        for topic, msg, ns in (("image", image, stamp), ("camera_info", info, stamp),
-                               ("points", cloud, stamp if cloud_stamp is None else cloud_stamp)):
-            if msg is not None:
-                msg.header.stamp = convert.make_stamp(ns)
-                self.pubs[topic].publish(msg)
-        return stamp
-
-    def send_good(self) -> int:
-        return self.send(*good_set())
-
-    # ------------------------------------------------------------------ observing
-    def diag(self) -> dict[str, str]:
-        return _diag_values(self.listener)
-
-    def count(self, key: str) -> int:
-        return int(self.diag().get(key, 0))
-
-    def published(self) -> set[int]:
-        return {convert.stamp_to_ns(m.header.stamp) for m in self.listener.got["depth/image"]}
-
-    def wait(self, condition: Callable[[], object], timeout: float, what: str) -> None:
-        ok = self.listener.spin_until(condition, timeout, [self.proc], self.log)
-        assert ok, f"{what}; diagnostics: {self.diag()}\nnode log:\n{self.log.read_text()[-4000:]}"
-
-    def settle(self) -> None:
-        """Wait until the diagnostics account for every synchronized set (processed + dropped + bad)."""
-        start = time.time_ns()
-        self.wait(lambda: self.diag_after(start) and self.accounted(), 30.0, "sets unaccounted for")
-
-    def accounted(self) -> bool:
-        d = self.diag()
-        return int(d.get("synchronized sets", -1)) == (int(d.get("processed", 0)) + int(d.get("bad frames", 0))
-                                                       + int(d.get("dropped (replaced before processing)", 0)))
-
-    def diag_after(self, ns: int) -> bool:
-        arrays = self.listener.got["/diagnostics"]
-        return bool(arrays) and convert.stamp_to_ns(arrays[-1].header.stamp) >= ns
-
-    def close(self) -> None:
-        harness.stop(self.proc)
-        self.listener.close()
-        self.context.try_shutdown()
+def live_node(tmp: Path, params: dict[str, object], clock: bool = False) -> harness.LiveNode:
+    """The node on a fresh domain; our publishers keep a whole burst (a full reliable history would overwrite)."""
+    return harness.LiveNode(tmp, params, next_domain_id(), FRAME, history=BURST, clock=clock)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,9 +44,7 @@ def header(frame_id: str = "camera") -> object:
 
 
 def good_set(points: np.ndarray | None = None) -> tuple:
-    return (convert.numpy_to_image(FRAME["rgb"], "rgb8", header()),
-            convert.make_camera_info(header(), WIDTH, HEIGHT, P=FRAME["P"]),
-            convert.xyzi_to_cloud(FRAME["points"] if points is None else points, header("lidar")))
+    return harness.frame_messages(FRAME if points is None else {**FRAME, "points": points})
 
 
 def image_msg(encoding: str, step_delta: int = 0, cut: int = 0) -> Image:
@@ -267,12 +172,12 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory) -> LiveNode:
+def live(tmp_path_factory) -> harness.LiveNode:
     tmp = tmp_path_factory.mktemp("live")
-    params = {"model": str(save_student(tmp / "student.pt")), "backend": "torch", "device": "cpu",
+    params = {"model": str(harness.save_student(tmp / "student.pt")), "backend": "torch", "device": "cpu",
               "T_cam_lidar": FRAME["T"].ravel(), "publish_colored": False, "diagnostics_period": 0.2,
-              "log_throttle": 0.3, "threads": 1, "qos_depth": 10}
-    node = LiveNode(tmp, params)
+              "log_throttle": 0.3, "threads": 1, "qos_depth": BURST}
+    node = live_node(tmp, params)
     try:
         first = node.send_good()
         node.wait(lambda: first in node.published(), 120.0, "the first good set was not published")
@@ -281,16 +186,17 @@ def live(tmp_path_factory) -> LiveNode:
         node.close()
 
 
-def assert_recovers(live: LiveNode) -> None:
+def assert_recovers(live: harness.LiveNode) -> None:
     """The node is alive and publishes depth for the next good set; every set is accounted for."""
     stamp = live.send_good()
     live.wait(lambda: stamp in live.published(), 60.0, "the next good set was not published")
     live.settle()
+    assert harness.unaccounted(live.diag()) == []
     assert live.proc.poll() is None
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_fault(live: LiveNode, case: Case) -> None:
+def test_fault(live: harness.LiveNode, case: Case) -> None:
     before = live.count(f"bad frames: {case.outcome}")
     time.sleep(0.35)   # past log_throttle, so this case's first warning is logged
     stamp = live.send(*case.build())
@@ -307,7 +213,7 @@ def test_fault(live: LiveNode, case: Case) -> None:
     assert_recovers(live)
 
 
-def test_no_camera_info_is_reported_and_recovers(live: LiveNode) -> None:
+def test_no_camera_info_is_reported_and_recovers(live: harness.LiveNode) -> None:
     """Images and clouds without any camera_info: nothing is synchronized, diagnostics and the log say
     which input is missing; the next complete set is processed."""
     live.settle()
@@ -325,7 +231,7 @@ def test_no_camera_info_is_reported_and_recovers(live: LiveNode) -> None:
 
 
 @pytest.mark.parametrize("kind", ["zero", "backwards_100s", "future_11_days"])
-def test_unusual_stamps_are_processed(live: LiveNode, kind: str) -> None:
+def test_unusual_stamps_are_processed(live: harness.LiveNode, kind: str) -> None:
     """A zero stamp, a jump backwards (a bag loop), a stamp far in the future: processed, then the old clock goes on."""
     stamp = {"zero": 0, "backwards_100s": live.stamp - 100 * 10 ** 9, "future_11_days": live.stamp + 10 ** 15}[kind]
     sent = live.send(*good_set(), stamp=stamp)
@@ -338,10 +244,10 @@ def test_bag_loop_with_sim_time(tmp_path) -> None:
     does not call the looped sets stale (max_stamp_age 2 s), and processes them."""
     from rosgraph_msgs.msg import Clock
 
-    params = {"model": str(save_student(tmp_path / "student.pt")), "backend": "torch", "device": "cpu",
+    params = {"model": str(harness.save_student(tmp_path / "student.pt")), "backend": "torch", "device": "cpu",
               "T_cam_lidar": FRAME["T"].ravel(), "publish_colored": False, "diagnostics_period": 0.2,
               "threads": 1, "use_sim_time": True, "max_stamp_age": 2.0}
-    live = LiveNode(tmp_path, params, clock=True)
+    live = live_node(tmp_path, params, clock=True)
     try:
         for loop in range(2):
             live.stamp = 1_000 * 10 ** 9   # the bag starts again at the same time
@@ -365,7 +271,7 @@ def test_bag_loop_with_sim_time(tmp_path) -> None:
         live.close()
 
 
-def test_out_of_order_sets_are_each_accounted_for(live: LiveNode) -> None:
+def test_out_of_order_sets_are_each_accounted_for(live: harness.LiveNode) -> None:
     """Three sets sent newest first: each is published or counted as dropped, none lost."""
     base = live.stamp + 1_000_000_000
     before = live.count("synchronized sets")
@@ -376,25 +282,34 @@ def test_out_of_order_sets_are_each_accounted_for(live: LiveNode) -> None:
     assert_recovers(live)
 
 
-def test_burst_of_200_sets(live: LiveNode) -> None:
-    """200 sets at once: the node stays alive, keeps the newest, and processed + dropped + bad = synchronized."""
-    keys = ("synchronized sets", "processed", "dropped (replaced before processing)", "received: image",
-            "lost by DDS: image")
-    before = {k: live.count(k) for k in keys}
+def test_burst_of_200_sets(live: harness.LiveNode) -> None:
+    """200 sets at once over a reliable path that holds the whole burst (our history and the node's
+    qos_depth are both >= 200): every message DDS was given reaches the node's callbacks, and every
+    one of them is accounted for: matched into a set, evicted from the synchronizer's queue, or pending;
+    every set is processed, dropped by the newest-frame policy, or bad. The newest set is published."""
+    live.settle()
+    before, sent = harness.counts(live.diag()), dict(live.sent)
     image, info, cloud = good_set()
     stamps = [live.send(image, info, cloud) for _ in range(BURST)]
     live.wait(lambda: stamps[-1] in live.published(), 90.0, "the newest set of the burst was not published")
     live.settle()
-    d = {k: live.count(k) - v for k, v in before.items()}
-    assert d["synchronized sets"] >= 1 and d["processed"] >= 1
-    assert d["processed"] + d["dropped (replaced before processing)"] == d["synchronized sets"]
-    # the rest were overwritten in the node's KEEP_LAST(qos_depth) input queues before its callbacks took them
-    # (DDS reports those it knows of as lost); the burst is bounded, never queued whole
-    assert d["synchronized sets"] <= d["received: image"] and d["received: image"] + d["lost by DDS: image"] <= BURST
+    after = harness.counts(live.diag())
+    d = {key: after[key] - before.get(key, 0) for key in after}
+    sync = "sync image+camera_info+points"
+    assert {topic: live.sent[topic] - sent[topic] for topic in harness.TOPICS} == dict.fromkeys(harness.TOPICS, BURST)
+    assert harness.delivery_gaps(dict.fromkeys(harness.TOPICS, BURST), d) == dict.fromkeys(harness.TOPICS, 0), d
+    for topic in harness.TOPICS:
+        assert d.get(f"lost by DDS: {topic}", 0) == 0, (topic, d)
+        assert d[f"received: {topic}"] == sum(d[f"{sync}: {topic} {what}"] for what in ("matched", "evicted",
+                                                                                       "pending")), (topic, d)
+    assert d[f"{sync}: sets"] == d["synchronized sets"] == (d["processed"] + d["bad frames"]
+                                                            + d["dropped (replaced before processing)"]), d
+    assert d["processed"] >= 1 and d["bad frames"] == 0
+    assert harness.unaccounted(live.diag()) == []
     assert_recovers(live)
 
 
-def test_a_burst_of_bad_frames_logs_once_per_throttle_period(live: LiveNode) -> None:
+def test_a_burst_of_bad_frames_logs_once_per_throttle_period(live: harness.LiveNode) -> None:
     before = live.count("bad frames: size_mismatch")
     text_before = live.log.read_text().count("[size_mismatch]")
     image, info, cloud = _with(info=_info(P=FRAME["P"], width=WIDTH * 2))()
@@ -408,7 +323,7 @@ def test_a_burst_of_bad_frames_logs_once_per_throttle_period(live: LiveNode) -> 
     assert_recovers(live)
 
 
-def test_node_process_stayed_up(live: LiveNode) -> None:
+def test_node_process_stayed_up(live: harness.LiveNode) -> None:
     assert live.proc.poll() is None and "Traceback" not in live.log.read_text()
     assert os.path.getsize(live.log) > 0
 
@@ -423,10 +338,10 @@ def test_auto_mode_lidar_stops_and_returns_and_camera_stops(tmp_path) -> None:
     torch.manual_seed(0)
     mono = save_model(tmp_path / "mono.pt", build("lumde_student", width=0.5),
                       {"input_size": list(INPUT_SIZE), "depth_range": [0.5, 80.0], "kind": "monocular"})
-    params = {"model": str(save_student(tmp_path / "student.pt")), "mono_model": str(mono), "mode": "auto",
+    params = {"model": str(harness.save_student(tmp_path / "student.pt")), "mono_model": str(mono), "mode": "auto",
               "lidar_timeout": 0.5, "backend": "torch", "device": "cpu", "T_cam_lidar": FRAME["T"].ravel(),
               "publish_colored": False, "diagnostics_period": 0.2, "log_throttle": 0.3, "threads": 1}
-    live = LiveNode(tmp_path, params)
+    live = live_node(tmp_path, params)
     try:
         def phase(sets: int, image: bool, cloud: bool, state: str | None) -> list[int]:
             stamps = []

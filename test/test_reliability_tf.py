@@ -19,6 +19,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from transforms3d.quaternions import mat2quat  # noqa: E402
 
+import node_harness as harness  # noqa: E402
 import test_reliability_node as live_mod  # noqa: E402
 from lumde_depth.ros import extrinsics  # noqa: E402
 
@@ -61,7 +62,7 @@ def test_tf_missing_then_appearing(ros_context, tmp_path, monkeypatch):
     broadcast: dict = {}
     monkeypatch.setitem(sys.modules, "tf2_ros", fake_tf2_ros(broadcast))
     monkeypatch.setattr(extrinsics, "TF_RETRY_PERIOD", 0.3)
-    model = live_mod.save_student(tmp_path / "student.pt")
+    model = harness.save_student(tmp_path / "student.pt")
     overrides = [Parameter("model", value=str(model)), Parameter("backend", value="torch"),
                  Parameter("device", value="cpu"), Parameter("threads", value=1),
                  Parameter("publish_colored", value=False)]
@@ -105,6 +106,7 @@ def test_tf_missing_then_appearing(ros_context, tmp_path, monkeypatch):
         while stats.synchronized != stats.processed + stats.dropped + sum(stats.errors.values()):
             assert time.monotonic() < deadline, stats.values()
             executor.spin_once(timeout_sec=0.05)
+        assert harness.unaccounted(stats.values()) == []
     finally:
         executor.shutdown()
         node.destroy_node()

@@ -4,13 +4,17 @@
 read by the diagnostics timer: input rates, sets synchronized / processed / dropped (a set replaced
 in the one-slot queue before the worker took it), bad frames by kind, end-to-end latency (image
 stamp -> depth published) and per-stage times.
+
+Every message a subscription callback receives is accounted for: per synchronizer and input,
+``received = matched + evicted + pending`` (:mod:`lumde_depth.ros.sync`), and the sets handed to the
+worker are ``synchronized sets = processed + dropped + bad frames``.
 """
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter, deque
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -55,6 +59,7 @@ class NodeStats:
         self.latency_ms: deque[float] = deque(maxlen=WINDOW)
         self.stage_ms: dict[str, deque[float]] = {}
         self.state = "waiting for input"
+        self._synchronizers: list[tuple[tuple[str, ...], Callable[[], Any]]] = []
 
     def input(self, name: str) -> None:
         with self.lock:
@@ -75,6 +80,21 @@ class NodeStats:
             self.sets.tick()
             self.dropped += int(replaced)
 
+    def watch_synchronizer(self, inputs: tuple[str, ...], counts: Callable[[], Any]) -> None:
+        """Report a synchronizer over ``inputs`` (``counts()`` -> :class:`~lumde_depth.ros.sync.SyncCounts`)
+        as ``sync <inputs>: sets`` and ``sync <inputs>: <input> matched | evicted | pending``."""
+        self._synchronizers.append((inputs, counts))
+
+    def _sync_values(self) -> dict[str, str]:
+        out = {}
+        for inputs, counts in self._synchronizers:
+            snapshot, name = counts(), "sync " + "+".join(inputs)
+            out[f"{name}: sets"] = str(snapshot.sets)
+            for topic, *numbers in zip(inputs, snapshot.matched, snapshot.evicted, snapshot.pending):
+                out.update({f"{name}: {topic} {what}": str(n)
+                            for what, n in zip(("matched", "evicted", "pending"), numbers)})
+        return out
+
     def lost(self, topic: str, count: int) -> None:
         """Messages the middleware reports lost on an input (best effort, or a slow reader)."""
         with self.lock:
@@ -94,6 +114,7 @@ class NodeStats:
 
     def values(self) -> dict[str, str]:
         """Everything as strings (DiagnosticStatus key/values)."""
+        sync = self._sync_values()   # not under self.lock: a synchronizer calls set_received under its own
         with self.lock:
             out = {f"{name} rate (Hz)": f"{meter.rate():.2f}" for name, meter in self.inputs.items()}
             out.update({f"received: {name}": str(self.received[name]) for name in self.inputs})
@@ -103,6 +124,7 @@ class NodeStats:
                         "bad frames": str(sum(self.errors.values())), "state": self.state})
             out.update({f"bad frames: {kind}": str(n) for kind, n in sorted(self.errors.items())})
             out.update({f"lost by DDS: {topic}": str(n) for topic, n in sorted(self.lost_messages.items())})
+            out.update(sync)
             if self.latency_ms:
                 lat = np.asarray(self.latency_ms)
                 out["latency p50 (ms)"] = f"{np.percentile(lat, 50):.1f}"
