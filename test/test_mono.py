@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from lumde_depth.distill.lumde import LumdeLoss
 from lumde_depth.distill.mono_kd import (MonoDistillLoss, critic_loss, generator_loss, gradient_penalty,
                                          pairwise_similarity_loss)
 from lumde_depth.distill.selfsup import SelfSupervisedLoss, photometric_error, warp
@@ -20,15 +21,39 @@ def _triplet(batch=2, h=64, w=96):
             "rgb_next": torch.rand(batch, 3, h, w), "K": K.repeat(batch, 1, 1)}
 
 
+ODD_SIZES = [(1, 1), (17, 23), (31, 200), (33, 65), (63, 64), (70, 101)]
+
+
 @pytest.mark.parametrize("name", ["lumde_teacher", "lumde_student"])
-def test_depth_net_outputs_any_size(name):
+@pytest.mark.parametrize("size", ODD_SIZES)
+def test_depth_net_outputs_any_size(name, size):
+    """Under 64 px or off the stride the input is padded inside and every output cropped back."""
+    h, w = size
     net = build(name).eval()
     with torch.no_grad():
-        out = net(torch.rand(1, 3, 70, 101))
-    assert out["depth"].shape == (1, 1, 70, 101)
-    assert out["disp_3"].shape == (1, 1, 9, 13)
+        out = net(torch.rand(1, 3, h, w))
+    assert out["depth"].shape == (1, 1, h, w)
+    for s in range(4):
+        assert out[f"disp_{s}"].shape == (1, 1, -(-h // 2 ** s), -(-w // 2 ** s))
     assert float(out["depth"].min()) >= 0.1 - 1e-5 and float(out["depth"].max()) <= 100.0 + 1e-3
     assert {"E0", "E4", "D0", "D3"} <= set(out)
+
+
+@pytest.mark.parametrize("encoder", ["resnet18", "separable"])
+@pytest.mark.parametrize("size", ODD_SIZES)
+def test_pose_net_any_size(encoder, size):
+    pose = build("lumde_pose", encoder=encoder).eval()
+    with torch.no_grad():
+        T = pose(torch.rand(1, 3, *size), torch.rand(1, 3, *size))
+    assert T.shape == (1, 4, 4) and torch.isfinite(T).all()
+
+
+@pytest.mark.parametrize("name", ["lumde_teacher", "lumde_student"])
+def test_depth_net_trains_on_a_tiny_batch(name):
+    """Training mode (BatchNorm statistics) with one image under 64 px works too."""
+    out = build(name).train()(torch.rand(1, 3, 24, 40))
+    out["disp_0"].mean().backward()
+    assert out["depth"].shape == (1, 1, 24, 40)
 
 
 def test_student_cost_within_paper_ratios():
@@ -128,3 +153,18 @@ def test_wgan_gp_terms():
     g = generator_loss(critic, fake)
     g.backward()
     assert fake.grad is not None and fake.grad.abs().sum() > 0
+
+
+def test_pose_pairs_go_in_temporal_order():
+    """The pose net sees (prev, target) and (target, next), the first inverted: a pose net that only
+    predicts the car's usual forward motion (a constant) already gives both source transforms."""
+    loss = LumdeLoss()
+    head = loss.pose.decoder[-1]
+    torch.nn.init.zeros_(head.weight)
+    with torch.no_grad():
+        head.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, -50.0]))  # x 0.01: points 0.5 m nearer
+    poses = loss.source_poses(_triplet())
+    assert torch.allclose(poses["next"][:, 2, 3], torch.tensor(-0.5))
+    assert torch.allclose(poses["prev"][:, 2, 3], torch.tensor(0.5))
+    batch = _triplet()
+    assert torch.allclose(poses["prev"], torch.linalg.inv(loss.pose(batch["rgb_prev"], batch["rgb"])))

@@ -16,8 +16,6 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (pip install -r requirements-ros.txt)")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
 from lumde_depth.geometry import organized_cloud, unpack_rgb  # noqa: E402
@@ -33,14 +31,7 @@ INPUT_SIZE = (64, 208)
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    import torch
-
-    from lumde_depth.models import build
-    from lumde_depth.models.io import save_model
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "cdspn32.pt"
-    return save_model(path, build("cdspn", scale=32),
-                      {"input_size": list(INPUT_SIZE), "depth_range": [0.5, 80.0], "kind": "completion"})
+    return harness.save_student(tmp_path_factory.mktemp("model") / "cdspn32.pt", INPUT_SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -67,47 +58,16 @@ def small_file(tmp_path_factory) -> Path:
     return harness.save_frame(tmp_path_factory.mktemp("frames") / "small.npz", harness.synthetic_frame(96, 320, 20_000))
 
 
-class Listener:
-    """Subscribes to the node's outputs in this process and keeps what arrives."""
-
-    def __init__(self, context, topics: dict[str, type], reliability=ReliabilityPolicy.RELIABLE) -> None:
-        self.node = rclpy.create_node("lumde_test_listener", context=context)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self.got: dict[str, list] = {name: [] for name in topics}
-        self.node_name = "lumde_depth_node"
-        qos = QoSProfile(depth=10, reliability=reliability)
-        for name, msg_type in topics.items():
-            self.node.create_subscription(msg_type, name, lambda m, n=name: self.got[n].append(m),
-                                          10 if name == "/diagnostics" else qos)
-
-    def spin_until(self, condition, timeout: float, procs=(), log: Path | None = None) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.05)
-            if condition():
-                return True
-            for proc in procs:
-                if proc.poll() is not None:
-                    text = log.read_text() if log is not None and log.exists() else ""
-                    raise AssertionError(f"process {proc.args[:2]} exited early with code {proc.returncode}:\n{text}")
-        return False
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-
-
 @contextmanager
 def running(context, tmp_path: Path, params: dict, frame_file: Path, listen: dict[str, type], *,
             remaps: dict[str, str] | None = None, env: dict[str, str] | None = None, after_node: bool = False,
             **publisher):
-    """The node and a publisher process running, and a Listener here on ``listen``; all stopped after.
+    """The node and a publisher process running, and a harness.Listener here on ``listen``; all stopped after.
 
     Yields ``(listener, wait)``; ``wait(condition, what)`` spins until ``condition()`` holds (fails
     with the node's log otherwise) and returns the stamps the publisher sent so far. ``after_node``
     starts the publisher only once the node has subscribed (its start-up line is logged)."""
-    listener = Listener(context, listen)
+    listener = harness.Listener(context, listen)
     log = tmp_path / "node.log"
     # a unique node name: its /diagnostics cannot be confused with another run's on a shared domain id
     listener.node_name = f"lumde_depth_node_{uuid.uuid4().hex[:8]}"
@@ -120,7 +80,7 @@ def running(context, tmp_path: Path, params: dict, frame_file: Path, listen: dic
 
     def wait(condition, what: str) -> list[int]:
         ok = listener.spin_until(condition, 90.0, [node], log)
-        assert ok, f"{what}; diagnostics: {_diag_values(listener)}\nnode log:\n{_node_log(tmp_path)}"
+        assert ok, f"{what}; diagnostics: {harness.diag_values(listener)}\nnode log:\n{_node_log(tmp_path)}"
         assert node.poll() is None
         return _stamps(pub)
 
@@ -132,16 +92,7 @@ def running(context, tmp_path: Path, params: dict, frame_file: Path, listen: dic
         listener.close()
 
 
-def _diag_values(listener: Listener) -> dict[str, str]:
-    for array in reversed(listener.got["/diagnostics"]):
-        for status in array.status:
-            if status.name.startswith(f"{listener.node_name}:"):
-                return {kv.key: kv.value for kv in status.values} | {"_message": status.message,
-                                                                      "_level": status.level}
-    return {}
-
-
-def _complete_stamps(listener: Listener) -> list[int]:
+def _complete_stamps(listener: harness.Listener) -> list[int]:
     """Image stamps for which every depth/* topic the listener follows has arrived."""
     per_topic = [{convert.stamp_to_ns(m.header.stamp) for m in got}
                  for topic, got in listener.got.items() if topic.startswith("depth/")]
@@ -167,7 +118,7 @@ def test_node_output_equals_the_pipeline_on_kitti_frames(ros_context, tmp_path, 
     topics = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
               "depth/colored": Image, "depth/sparse": Image, "/diagnostics": DiagnosticArray}
     with running(ros_context, tmp_path, params, kitti_file, topics, rate=2.0, count=8) as (listener, wait):
-        stamps = wait(lambda: _complete_stamps(listener) and _diag_values(listener).get("processed", "0") != "0",
+        stamps = wait(lambda: _complete_stamps(listener) and harness.diag_values(listener).get("processed", "0") != "0",
                       "no complete set of depth outputs")
     height, width = frame["rgb"].shape[:2]
     completer = DepthCompleter.load(model_file, backend="torch", device="cpu")
@@ -206,7 +157,7 @@ def test_node_output_equals_the_pipeline_on_kitti_frames(ros_context, tmp_path, 
     colored = msgs["depth/colored"]
     assert colored.encoding == "rgb8" and (colored.height, colored.width) == (height, width)
 
-    diag = _diag_values(listener)
+    diag = harness.diag_values(listener)
     assert diag["backend"] == "torch" and diag["device"] == "cpu" and diag["mode"] == "completion"
     assert float(diag["latency p50 (ms)"]) > 0 and "dropped (replaced before processing)" in diag
 
@@ -239,12 +190,13 @@ def test_exact_sync_pairs_only_identical_stamps(ros_context, tmp_path, model_fil
               "exact_sync": True, "diagnostics_period": 0.3, "threads": 1}
     with running(ros_context, tmp_path, params, small_file, {"depth/image": Image, "/diagnostics": DiagnosticArray},
                  rate=4.0, count=8, cloud_offset_ms=offset_ms) as (listener, wait):
-        wait(lambda: (listener.got["depth/image"] and _diag_values(listener).get("synchronized sets", "0") != "0"
-                      if answered else float(_diag_values(listener).get("points rate (Hz)", 0)) > 1.0), "no input")
+        diag = harness.diag_values
+        wait(lambda: (listener.got["depth/image"] and diag(listener).get("synchronized sets", "0") != "0"
+                      if answered else float(diag(listener).get("points rate (Hz)", 0)) > 1.0), "no input")
         if not answered:
             listener.spin_until(lambda: False, 1.0)
     assert bool(listener.got["depth/image"]) == answered
-    assert (_diag_values(listener).get("synchronized sets") != "0") == answered
+    assert (harness.diag_values(listener).get("synchronized sets") != "0") == answered
 
 
 def test_bad_inputs_are_counted_and_the_node_goes_on(ros_context, tmp_path, model_file, small_file):
@@ -255,8 +207,9 @@ def test_bad_inputs_are_counted_and_the_node_goes_on(ros_context, tmp_path, mode
     with running(ros_context, tmp_path, params, small_file, {"depth/image": Image, "/diagnostics": DiagnosticArray},
                  rate=3.0, count=6, bad=",".join(harness.BAD_CASES)) as (listener, wait):
         stamps = wait(lambda: listener.got["depth/image"] and all(
-            int(_diag_values(listener).get(f"bad frames: {k}", 0)) >= 1 for k in kinds), "bad frames not counted")
-    diag = _diag_values(listener)
+            int(harness.diag_values(listener).get(f"bad frames: {k}", 0)) >= 1 for k in kinds),
+            "bad frames not counted")
+    diag = harness.diag_values(listener)
     assert int(diag["bad frames: empty_cloud"]) == 2      # the empty cloud and the all-NaN cloud
     assert int(diag["bad frames"]) == 5
     first_good = stamps[len(harness.BAD_CASES)]
@@ -271,8 +224,8 @@ def test_auto_mode_without_lidar_publishes_only_diagnostics(ros_context, tmp_pat
               "lidar_timeout": 0.3, "diagnostics_period": 0.3, "T_cam_lidar": np.eye(4).ravel(), "threads": 1}
     with running(ros_context, tmp_path, params, small_file, {"depth/image": Image, "/diagnostics": DiagnosticArray},
                  rate=4.0, count=12, no_points=True) as (listener, wait):
-        wait(lambda: "publishing diagnostics only" in _diag_values(listener).get("_message", "")
-             and float(_diag_values(listener).get("image rate (Hz)", 0)) > 1.0, "no camera-only diagnostics")
+        wait(lambda: "publishing diagnostics only" in harness.diag_values(listener).get("_message", "")
+             and float(harness.diag_values(listener).get("image rate (Hz)", 0)) > 1.0, "no camera-only diagnostics")
     assert not listener.got["depth/image"]
     assert "no monocular model" in _node_log(tmp_path)
 
@@ -284,10 +237,12 @@ def test_auto_mode_falls_back_to_the_monocular_student(ros_context, tmp_path, mo
     with running(ros_context, tmp_path, params, small_file, {"depth/image": Image, "/diagnostics": DiagnosticArray},
                  rate=4.0, count=12, no_points=True) as (listener, wait):
         stamps = wait(lambda: listener.got["depth/image"] and
-                      _diag_values(listener).get("state") == "camera-only (monocular)", "no camera-only depth")
+                      harness.diag_values(listener).get("state") == "camera-only (monocular)", "no camera-only depth")
     depth = convert.image_to_numpy(listener.got["depth/image"][0])
     assert depth.shape == (96, 320) and np.isfinite(depth).mean() > 0.99
     assert convert.stamp_to_ns(listener.got["depth/image"][0].header.stamp) in stamps
+    diag = harness.diag_values(listener)   # no LiDAR frame ever came: no metric scale, and the status says so
+    assert diag["monocular scale"].startswith("none yet") and "model's own scale" in diag["_message"]
 
 
 def test_out_of_range_parameter_stops_with_a_clear_message(tmp_path):
@@ -310,7 +265,7 @@ def test_large_messages_profile_best_effort_kitti(ros_context, tmp_path, model_f
     with running(ros_context, tmp_path, params, kitti_file, {"depth/points": PointCloud2,
                                                             "/diagnostics": DiagnosticArray},
                  env=env, rate=2.0, count=10, reliability="best_effort") as (listener, wait):
-        wait(lambda: int(_diag_values(listener).get("processed", 0)) >= 3 and listener.got["depth/points"],
+        wait(lambda: int(harness.diag_values(listener).get("processed", 0)) >= 3 and listener.got["depth/points"],
              "fewer than 3 KITTI sets processed")
     cloud = listener.got["depth/points"][0]
     assert (cloud.height, cloud.width) == frame["rgb"].shape[:2] and len(cloud.data) == cloud.row_step * cloud.height

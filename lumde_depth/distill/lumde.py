@@ -66,9 +66,7 @@ class LumdeLoss(nn.Module):
         if missing:
             raise KeyError(f"self-supervised training needs frame triplets: batch lacks {missing}; use a "
                            "sequence dataset (kind kitti_raw) that returns rgb_prev / rgb_next and K")
-        rgb = batch["rgb"]
-        poses = {"prev": self.pose(rgb, batch["rgb_prev"]), "next": self.pose(rgb, batch["rgb_next"])}
-        total, parts = self.selfsup(student_out, batch, poses)
+        total, parts = self.selfsup(student_out, batch, self.source_poses(batch))
         if teacher_out is not None:
             kd, kd_parts = self.kd(student_out, teacher_out)
             total = total + kd
@@ -80,6 +78,18 @@ class LumdeLoss(nn.Module):
                 parts["adversarial"] = float(adv.detach())
         parts["total"] = float(total.detach())
         return total, parts
+
+    def source_poses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``prev`` / ``next``: B x 4 x 4 transforms taking target-frame points into that source frame.
+
+        As in Monodepth2, the pose net always sees a pair in temporal order (earlier, later) and the
+        previous frame's motion is inverted: both pairs then ask for the same forward motion, which a
+        pose net learns from its first steps. Fed as (target, source), the two pairs ask for opposite
+        motions that only the image content can tell apart, and a pose net trained from scratch stays
+        at zero motion (where the warp is the identity and the depth gets no signal).
+        """
+        rgb = batch["rgb"]
+        return {"prev": torch.linalg.inv(self.pose(batch["rgb_prev"], rgb)), "next": self.pose(rgb, batch["rgb_next"])}
 
     def critic_optimizer(self) -> torch.optim.Optimizer:
         """Adam over the critic's parameters (``critic_lr``, ``critic_betas``): the critic's own optimizer."""

@@ -24,6 +24,16 @@ from lumde_depth.models.registry import register
 
 RGB_MEAN, RGB_STD = 0.45, 0.225
 SCALES = (0, 1, 2, 3)
+STRIDE = 32  # of the coarsest encoder stage (E4)
+
+
+def pad_input(rgb: torch.Tensor) -> torch.Tensor:
+    """Normalise and replicate-pad the bottom/right to a multiple of :data:`STRIDE`, and to at least
+    ``2 * STRIDE``: E4 then has at least 2 x 2 pixels, which the decoder's reflection padding and
+    BatchNorm in training need, so any input size works (outputs are cropped back)."""
+    x = pad_to_multiple((rgb - RGB_MEAN) / RGB_STD, STRIDE, mode="replicate")
+    short_h, short_w = max(0, 2 * STRIDE - x.shape[-2]), max(0, 2 * STRIDE - x.shape[-1])
+    return F.pad(x, (0, short_w, 0, short_h), mode="replicate")
 
 
 def disp_to_depth(disp: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
@@ -125,9 +135,7 @@ class DispDecoder(nn.Module):
 
 
 class MonoDepthNet(nn.Module):
-    """Encoder + disparity decoder; ``forward(rgb)`` -> dict (see module docstring)."""
-
-    stride = 32
+    """Encoder + disparity decoder; ``forward(rgb)`` -> dict (see module docstring); any input size."""
 
     def __init__(self, encoder: nn.Module, decoder: DispDecoder, min_depth: float = 0.1,
                  max_depth: float = 100.0) -> None:
@@ -137,8 +145,7 @@ class MonoDepthNet(nn.Module):
 
     def forward(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
         h, w = rgb.shape[-2:]
-        x = pad_to_multiple((rgb - RGB_MEAN) / RGB_STD, self.stride, mode="replicate")
-        feats = self.encoder(x)
+        feats = self.encoder(pad_input(rgb))
         disps, dec = self.decoder(feats)
         out: dict[str, torch.Tensor] = {}
         for s, disp in disps.items():
@@ -166,8 +173,7 @@ class PoseNet(nn.Module):
             nn.Conv2d(hidden, 6, 1))
 
     def forward(self, rgb_a: torch.Tensor, rgb_b: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([rgb_a, rgb_b], dim=1)
-        x = pad_to_multiple((x - RGB_MEAN) / RGB_STD, 32, mode="replicate")
+        x = pad_input(torch.cat([rgb_a, rgb_b], dim=1))
         params = 0.01 * self.decoder(self.encoder(x)[-1]).mean(dim=(2, 3))
         return pose_matrix(params[:, :3], params[:, 3:])
 

@@ -4,7 +4,8 @@ Threads: the executor runs the subscription callbacks, which only count and hand
 set to a one-slot mailbox (a newer set replaces an unprocessed one, and the replaced set is counted
 as dropped), so callbacks never block and nothing queues up. A worker thread takes the newest set,
 converts the messages, runs :class:`~lumde_depth.ros.pipeline.DepthPipeline` and publishes. A bad
-frame is logged (throttled per kind), counted in ``/diagnostics`` and skipped.
+frame is logged (throttled per kind), counted in ``/diagnostics`` and skipped. Messages the synchronizer
+never puts into a set are counted there too (:mod:`lumde_depth.ros.sync`), so every message is accounted for.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ from lumde_depth.ros.compat import message_filters
 from lumde_depth.ros.diagnostics import NodeStats, status_message
 from lumde_depth.ros.extrinsics import Extrinsics, matrix_from_calib_file, matrix_from_param
 from lumde_depth.ros.params import NODE_NAME, NodeParams, declare
-from lumde_depth.ros.pipeline import DepthPipeline, FrameError, frame_inputs
+from lumde_depth.ros.pipeline import AutoPipeline, DepthPipeline, FrameError, frame_inputs
+from lumde_depth.ros.sync import counting_synchronizer
 
 INPUT_SILENT_S = 2.0   # an input unheard this long while another one arrives is reported missing
 
@@ -62,6 +64,7 @@ class DepthNode(Node):
             self.pipeline = self._pipeline(p.model)
         if p.mode in ("monocular", "auto") and p.mono_model:
             self.mono_pipeline = self._pipeline(p.mono_model)
+        self.auto = AutoPipeline(self.pipeline, self.mono_pipeline) if p.mode == "auto" and self.mono_pipeline else None
         fixed = None
         if p.T_cam_lidar:
             fixed = matrix_from_param(p.T_cam_lidar)
@@ -118,7 +121,7 @@ class DepthNode(Node):
         p = self.params
         size = (p.input_height, p.input_width) if p.input_height else None
         completer = DepthCompleter.load(model or None, backend=p.backend, device=p.device, input_size=size,
-                                        fit=p.fit, threads=p.threads)
+                                        fit=p.fit, threads=p.threads, lidar_align=p.lidar_align)
         return DepthPipeline(completer, decimation=p.decimation, min_depth=p.min_depth, max_depth=p.max_depth,
                              colored=p.publish_colored, color_range=(p.color_near, p.color_far))
 
@@ -155,10 +158,11 @@ class DepthNode(Node):
                                    "subscribing best effort (hears reliable and best-effort publishers)")
 
     def _synchronizer(self, subscribers: list[Any]) -> Any:
+        """A synchronizer whose per-input accounting (matched / evicted / pending) goes to /diagnostics."""
         p = self.params
-        if p.exact_sync:
-            return message_filters.TimeSynchronizer(subscribers, p.queue_size)
-        return message_filters.ApproximateTimeSynchronizer(subscribers, p.queue_size, p.slop)
+        sync = counting_synchronizer(subscribers, p.queue_size, None if p.exact_sync else p.slop)
+        self.stats.watch_synchronizer(tuple(s.topic for s in subscribers), sync.counts)
+        return sync
 
     # ------------------------------------------------------------------ callbacks (never block)
     def _on_points(self, _msg: Any) -> None:
@@ -221,7 +225,7 @@ class DepthNode(Node):
                 raise FrameError("no_extrinsic", f"no transform {points_msg.header.frame_id!r} -> "
                                                  f"{image_msg.header.frame_id!r}: publish TF, or set T_cam_lidar "
                                                  f"or calib_file")
-        pipeline = self.pipeline if points_msg is not None else self.mono_pipeline
+        pipeline = self.auto or (self.pipeline if points_msg is not None else self.mono_pipeline)
         wanted = {topic for topic, pub in self.outputs.items() if pub is not None and pub.get_subscription_count()}
         t1 = time.perf_counter()
         result = pipeline.process(rgb, P, xyz, T, outputs=wanted)
@@ -262,6 +266,11 @@ class DepthNode(Node):
             if p.mode == "auto" and self.mono_pipeline is None:
                 level = DiagnosticStatus.WARN
                 message = "LiDAR silent and no monocular model: publishing diagnostics only"
+            elif self.auto is not None and self.auto.scale.value is None:
+                level = DiagnosticStatus.WARN
+                message = "LiDAR silent and no LiDAR scale yet: monocular depth in the model's own scale"
+        if self.auto is not None:
+            extra["monocular scale"] = self.auto.scale.describe()
         needed = ("image", "camera_info", "points") if p.mode == "completion" else ("image", "camera_info")
         silent = self.stats.silent(needed, INPUT_SILENT_S)
         if silent:

@@ -6,18 +6,24 @@ organized coloured cloud (``organized_cloud``: the back-projected, optionally de
 with the image's colours) and a colour-mapped depth picture for people. Both the live node and the
 offline bag tool call :meth:`DepthPipeline.process`, so their outputs are identical for the same inputs.
 
+The node's ``auto`` mode runs :class:`AutoPipeline`: completion while LiDAR frames arrive, the
+monocular network while the LiDAR is silent, its depth brought to metres by the scale the recent
+LiDAR frames gave (:class:`MonoScale`).
+
 Bad inputs raise :class:`FrameError` with a short ``kind`` (a diagnostics counter name) and a
 message that names the problem and the fix; callers count, log and go on with the next frame.
 """
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Container
 
 import numpy as np
 
 from lumde_depth.geometry import organized_cloud, project_points
+from lumde_depth.geometry.scale import lidar_scale
 from lumde_depth.inference import DepthCompleter
 from lumde_depth.ros import convert
 from lumde_depth.viz import colorize
@@ -84,12 +90,15 @@ class DepthPipeline:
         self.colored, self.color_range = colored, (float(color_range[0]), float(color_range[1]))
 
     def process(self, rgb: np.ndarray, P: np.ndarray, points: np.ndarray | None,
-                T_cam_lidar: np.ndarray | None, outputs: Container[str] | None = None) -> FrameResult:
+                T_cam_lidar: np.ndarray | None, outputs: Container[str] | None = None,
+                scale: float = 1.0) -> FrameResult:
         """Run one frame. ``points`` ``(N, >=3)`` LiDAR-frame xyz, or None for camera-only
         (monocular) processing; ``P`` 3x3 or 3x4 camera matrix of ``rgb`` ``(H, W, 3)`` uint8.
 
         ``outputs`` names the optional products wanted (``depth/points``, ``depth/colored``); None
         = all. The node passes the topics that have subscribers, so nobody pays for an unseen cloud.
+        ``scale`` multiplies the network's depth before the depth range applies (a monocular
+        network's metric scale).
         """
         t0 = time.perf_counter()
         if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -106,7 +115,7 @@ class DepthPipeline:
             sparse = self._project(points, T_cam_lidar, P, width, height)
         t1 = time.perf_counter()
         try:
-            depth = self.completer.complete(rgb, sparse, K)
+            depth = self.completer.complete(rgb, sparse, K) * np.float32(scale)
         except ValueError as exc:
             raise FrameError("bad_input", str(exc)) from None
         t2 = time.perf_counter()
@@ -138,3 +147,69 @@ class DepthPipeline:
                                                   "image: check T_cam_lidar (LiDAR -> camera optical frame) "
                                                   "and the cloud's frame")
         return sparse
+
+
+class MonoScale:
+    """The metric scale of a monocular network, kept up to date from frames that have LiDAR.
+
+    Each observed frame gives :func:`~lumde_depth.geometry.scale.lidar_scale` (the median of
+    LiDAR / predicted depth over its projected points); the scale is the median over the last
+    ``window`` frames that had enough points, so one frame with a bad scan or an odd view does not
+    move it.
+    """
+
+    def __init__(self, window: int = 30) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.recent: deque[float] = deque(maxlen=window)
+
+    def observe(self, mono_depth: np.ndarray, sparse: np.ndarray) -> float:
+        """Add one frame's ratio (NaN, and not added, when it has too few LiDAR points); returns it."""
+        ratio = lidar_scale(mono_depth, sparse)
+        if np.isfinite(ratio) and ratio > 0:
+            self.recent.append(ratio)
+        return ratio
+
+    @property
+    def value(self) -> float | None:
+        """The running scale, or None before any frame gave one."""
+        recent = tuple(self.recent)  # a snapshot: the diagnostics timer reads while the worker adds
+        return float(np.median(recent)) if recent else None
+
+    def describe(self) -> str:
+        """The scale for ``/diagnostics``."""
+        value = self.value
+        if value is None:
+            return "none yet (no LiDAR frame scaled the monocular network): monocular depth in the model's own scale"
+        return f"{value:.4g} (median of the last {len(self.recent)} LiDAR frames)"
+
+
+class AutoPipeline:
+    """Mode ``auto``: completion for frames with LiDAR, the monocular network for frames without.
+
+    Every ``scale_every``-th LiDAR frame also runs the monocular network, and its depth against
+    that frame's projected LiDAR updates :attr:`scale`; camera-only frames are multiplied by it
+    (by 1, the model's own scale, until the first LiDAR frame). ``process`` has the signature of
+    :meth:`DepthPipeline.process`.
+    """
+
+    def __init__(self, completion: DepthPipeline, mono: DepthPipeline, scale_every: int = 5,
+                 scale_window: int = 30) -> None:
+        if scale_every < 1:
+            raise ValueError(f"scale_every must be >= 1, got {scale_every}")
+        self.completion, self.mono = completion, mono
+        self.scale = MonoScale(scale_window)
+        self.scale_every = int(scale_every)
+        self._lidar_frames = 0
+
+    def process(self, rgb: np.ndarray, P: np.ndarray, points: np.ndarray | None,
+                T_cam_lidar: np.ndarray | None, outputs: Container[str] | None = None) -> FrameResult:
+        if points is None:
+            return self.mono.process(rgb, P, None, None, outputs, scale=self.scale.value or 1.0)
+        result = self.completion.process(rgb, P, points, T_cam_lidar, outputs)
+        if self._lidar_frames % self.scale_every == 0:
+            t0 = time.perf_counter()
+            self.scale.observe(self.mono.completer.complete(rgb, None, result.K), result.sparse)
+            result.timings["mono_scale"] = 1e3 * (time.perf_counter() - t0)
+        self._lidar_frames += 1
+        return result
