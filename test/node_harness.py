@@ -189,7 +189,8 @@ def unaccounted(diag: dict[str, str]) -> list[str]:
 
     Per synchronizer ``S`` and input ``t``: ``received: t = S: t matched + evicted + pending`` and
     ``S: t matched = S: sets``; for the worker: ``synchronized sets = processed + dropped + bad frames``;
-    with one synchronizer (completion or monocular mode) its sets are the synchronized sets."""
+    the synchronizers' sets are the synchronized sets plus the camera-only sets not processed (mode
+    auto while the LiDAR is live, or no monocular model)."""
     c = counts(diag)
     syncs = [key[: -len(": sets")] for key in c if key.startswith("sync ") and key.endswith(": sets")]
     problems = []
@@ -204,8 +205,11 @@ def unaccounted(diag: dict[str, str]) -> list[str]:
     handled = c.get("processed", 0) + c.get("dropped (replaced before processing)", 0) + c.get("bad frames", 0)
     if c.get("synchronized sets", -1) != handled:
         problems.append(f"synchronized sets {c.get('synchronized sets')} != processed + dropped + bad {handled}")
-    if len(syncs) == 1 and c[f"{syncs[0]}: sets"] != c.get("synchronized sets", -1):
-        problems.append(f"{syncs[0]}: sets {c[f'{syncs[0]}: sets']} != synchronized sets")
+    skipped = sum(n for key, n in c.items() if key.startswith("camera-only sets not processed: "))
+    sets = sum(c[f"{sync}: sets"] for sync in syncs)
+    if syncs and sets != c.get("synchronized sets", -1) + skipped:
+        problems.append(f"synchronizer sets {sets} != synchronized sets {c.get('synchronized sets')} + "
+                        f"camera-only sets not processed {skipped}")
     return problems
 
 

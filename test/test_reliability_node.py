@@ -355,6 +355,9 @@ def test_auto_mode_lidar_stops_and_returns_and_camera_stops(tmp_path) -> None:
             return stamps
 
         first = phase(8, True, True, "completion")
+        diag = live.diag()
+        assert harness.counts(diag).get("camera-only sets not processed: lidar live", 0) > 0, diag
+        assert harness.unaccounted(diag) == [], diag
         mono_stamps = phase(10, True, False, "camera-only (monocular)")
         assert "LiDAR" in live.diag()
         phase(8, True, True, "completion")

@@ -55,6 +55,7 @@ class NodeStats:
         self.processed = 0
         self.dropped = 0
         self.errors: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
         self.lost_messages: Counter[str] = Counter()
         self.latency_ms: deque[float] = deque(maxlen=WINDOW)
         self.stage_ms: dict[str, deque[float]] = {}
@@ -79,6 +80,12 @@ class NodeStats:
             self.synchronized += 1
             self.sets.tick()
             self.dropped += int(replaced)
+
+    def skip(self, reason: str) -> None:
+        """A camera-only set not handed to the worker: in mode auto while the LiDAR is live (the
+        completion set of the same frame is processed), or with no monocular model to run."""
+        with self.lock:
+            self.skipped[reason] += 1
 
     def watch_synchronizer(self, inputs: tuple[str, ...], counts: Callable[[], Any]) -> None:
         """Report a synchronizer over ``inputs`` (``counts()`` -> :class:`~lumde_depth.ros.sync.SyncCounts`)
@@ -124,6 +131,7 @@ class NodeStats:
                         "bad frames": str(sum(self.errors.values())), "state": self.state})
             out.update({f"bad frames: {kind}": str(n) for kind, n in sorted(self.errors.items())})
             out.update({f"lost by DDS: {topic}": str(n) for topic, n in sorted(self.lost_messages.items())})
+            out.update({f"camera-only sets not processed: {why}": str(n) for why, n in sorted(self.skipped.items())})
             out.update(sync)
             if self.latency_ms:
                 lat = np.asarray(self.latency_ms)

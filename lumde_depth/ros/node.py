@@ -177,8 +177,10 @@ class DepthNode(Node):
 
     def _on_camera_set(self, image: Any, info: Any) -> None:
         if self.params.mode == "auto" and not self.lidar_silent():
+            self.stats.skip("lidar live")
             return
         if self.mono_pipeline is None:
+            self.stats.skip("no monocular model")
             silent = f"LiDAR silent for more than {self.params.lidar_timeout} s and " \
                 if self.params.mode == "auto" else ""
             self.stats.state = f"{silent}no monocular model (mono_model is empty): publishing diagnostics only"
