@@ -9,7 +9,9 @@ from torch import nn
 import engine_toy
 from engine_toy import one_thread  # noqa: F401  (autouse fixture)
 from lumde_depth.engine.evaluate import evaluate, format_table
-from lumde_depth.engine.prune import conv_layers, disable_filters, format_prune_table, prune_test, suggest_width
+from lumde_depth.engine.prune import disable_filters, format_prune_table, prune_test, prune_units, suggest_width
+from lumde_depth.models import build
+from lumde_depth.models.blocks import BasicBlock, UnifiedBlock
 
 
 class Offset(nn.Module):
@@ -120,9 +122,10 @@ def test_disable_filters_zeroes_exactly_the_chosen_channels():
     conv = nn.Conv2d(2, 6, 3, padding=1)
     x = torch.randn(1, 2, 5, 5)
     before = conv(x)
-    handle = disable_filters(conv, torch.tensor([1, 4]))
+    handles = disable_filters([conv], torch.tensor([1, 4]))
     after = conv(x)
-    handle.remove()
+    for handle in handles:
+        handle.remove()
     assert torch.all(after[:, [1, 4]] == 0)
     assert torch.equal(after[:, [0, 2, 3, 5]], before[:, [0, 2, 3, 5]])
     assert torch.equal(conv(x), before)
@@ -137,10 +140,46 @@ def test_suggest_width_follows_algorithm_1():
     assert suggest_width(3, 0.0, 0.75, eps) == ("prune", 1)
 
 
-def test_conv_layers_filter_by_prefix():
+def test_prune_units_filter_by_prefix():
     model = engine_toy.ToyCompletion(width=4)
-    names = [n for n, _ in conv_layers(model)]
+    names = [u.name for u in prune_units(model)]
     assert names == ["backbone.enc.0", "backbone.dec.0"]  # the 1-filter heads are skipped
-    assert [n for n, _ in conv_layers(model, ["backbone.dec"])] == ["backbone.dec.0"]
-    with pytest.raises(ValueError, match="no conv layer"):
-        conv_layers(model, ["decoder"])
+    assert [u.name for u in prune_units(model, ["backbone.dec"])] == ["backbone.dec.0"]
+    with pytest.raises(ValueError, match="no layer"):
+        prune_units(model, ["decoder"])
+
+
+def test_cdspn_prunes_whole_unified_blocks():
+    model = build("cdspn", scale=32)
+    units = {u.name: u for u in prune_units(model)}
+    blocks = {n for n, m in model.named_modules() if isinstance(m, UnifiedBlock)}
+    inner = {f"{b}.{part}" for b in blocks for part in ("depthwise.0", "pointwise", "pointwise.0")}
+    assert not inner & set(units)  # a block's depthwise / pointwise convs are not separate layers
+    assert {"cd.e3", "dd.e3", "cd.d5"} <= set(units) & blocks
+    unit, block = units["cd.e3"], model.cd.e3
+    assert unit.type == "UnifiedBlock" and unit.filters == block.pointwise[0].out_channels
+    # disabling a block's filters zeroes those pointwise output channels (the next block's input)
+    x = torch.randn(1, block.depthwise[0].in_channels, 8, 8)
+    block.eval()
+    handles = disable_filters(unit.targets, torch.tensor([0, 3]))
+    out = block(x)
+    for handle in handles:
+        handle.remove()
+    assert torch.all(out[:, [0, 3]] == 0) and torch.equal(out[:, 1:3], block(x)[:, 1:3])
+
+
+def test_resnet_models_prune_whole_basic_blocks():
+    model = build("lspkd_student", width=0.5)
+    units = prune_units(model)
+    blocks = [(n, m) for n, m in model.named_modules() if isinstance(m, BasicBlock)]
+    by_name = {u.name: u for u in units}
+    assert all(by_name[n].type == "BasicBlock" and by_name[n].filters == m.conv2.out_channels for n, m in blocks)
+    assert not any(u.name.startswith(tuple(f"{n}." for n, _ in blocks)) for u in units)
+    name, block = blocks[0]
+    x = torch.randn(1, block.conv1.in_channels, 8, 8)
+    block.eval()
+    handles = disable_filters(by_name[name].targets, torch.arange(block.conv2.out_channels))
+    out = block(x)
+    for handle in handles:
+        handle.remove()
+    assert torch.equal(out, torch.relu(block.shortcut(x)))  # the whole block off: only the shortcut passes

@@ -1,6 +1,7 @@
 """The training engine: staged training, model files, exact resume after SIGKILL, DDP, distillation."""
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -198,3 +199,38 @@ def test_distill_from_a_teacher_file_trains_the_adapters(tmp_path):
 def _named_toy(width: int):
     from lumde_depth.models import build
     return build("toy_completion", width=width)
+
+
+def test_bf16_autocast_on_cpu_trains_and_resumes(tmp_path):
+    """precision: bf16 runs the CPU steps under torch.autocast(bfloat16): finite, decreasing loss, and a resume."""
+    path = write_config(tmp_path, precision="bf16", stages=[{"steps": 40, "lr": 0.01}], log__every=1)
+    seen = []
+    original = torch.autocast.__init__
+
+    def spy(self, device_type, *args, **kwargs):
+        seen.append((device_type, kwargs.get("dtype")))
+        original(self, device_type, *args, **kwargs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.autocast, "__init__", spy)
+        run(load_experiment(path), tmp_path / "run")
+    assert seen and set(seen) == {("cpu", torch.bfloat16)}
+    losses = [r["total"] for r in read_rows(tmp_path / "run" / "log.jsonl") if r["kind"] == "train"]
+    assert all(map(math.isfinite, losses)) and sum(losses[-10:]) < 0.5 * sum(losses[:10])
+    # an interrupted run (its last checkpoint and model file gone) resumes under bf16 to the same weights
+    reference = state_of(tmp_path / "run" / "model.pt")
+    ckpt.latest_checkpoint(tmp_path / "run").unlink()
+    (tmp_path / "run" / "model.pt").unlink()
+    result = run(load_experiment(path), tmp_path / "run", resume=True)
+    assert result.step == 40
+    resumed = state_of(tmp_path / "run" / "model.pt")
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+    with pytest.raises(ConfigError, match="differs .* at precision"):
+        run(load_experiment(path, ["precision=fp32"]), tmp_path / "run", resume=True)
+
+
+def test_fp16_needs_cuda():
+    from lumde_depth.engine.trainer import autocast_dtype
+    with pytest.raises(ConfigError, match="fp16 needs CUDA"):
+        autocast_dtype("fp16", torch.device("cpu"))
+    assert autocast_dtype("auto", torch.device("cpu")) is None
+    assert autocast_dtype("auto", torch.device("cuda")) is torch.float16

@@ -139,6 +139,26 @@ def test_ground_truth_sanity(frame) -> None:
     assert 1.55 < T_world_cam[2, 3] < 1.75   # the camera is about 1.65 m above the road
 
 
+def test_lidar_coverage_ground_truth_is_kitti_like(frame) -> None:
+    """gt_coverage=lidar keeps the dense ground truth only inside the LiDAR's vertical field of view and
+    range (nothing above the top ring's row, most LiDAR points covered), thinned to gt_density; the
+    default dense frame is unchanged by the option's existence (same random stream)."""
+    _, dense = frame
+    gen = Generator(SynthConfig(frames=1, sequences=1, seed=3, gt_coverage="lidar", gt_density=0.5), Path("unused"))
+    f = gen.render(0, 0)
+    np.testing.assert_array_equal(f.depth, dense.depth)
+    np.testing.assert_array_equal(f.sparse, dense.sparse)
+    kept = f.groundtruth > 0
+    np.testing.assert_array_equal(f.groundtruth[kept], dense.groundtruth[kept])
+    covered = gen.renderer.lidar_coverage(f.depth) & (dense.groundtruth > 0)
+    assert not (kept & ~covered).any()
+    assert kept.sum() == pytest.approx(0.5 * covered.sum(), rel=0.02)
+    top_ring_row = np.flatnonzero((f.sparse > 0).any(axis=1))[0]
+    assert np.flatnonzero(kept.any(axis=1))[0] >= top_ring_row - 3
+    assert covered[(f.sparse > 0) & (dense.groundtruth > 0)].mean() > 0.95
+    assert 0.25 < kept[-352:].mean() < 0.45  # KITTI: about 30 % of the benchmark crop
+
+
 def test_lidar_sees_what_the_camera_sees(frame) -> None:
     """Most projected LiDAR depths agree with the exact depth; the rest are KITTI-like parallax
     artifacts (points seen by the LiDAR past an object's edge) or range noise."""

@@ -1,6 +1,7 @@
 """``lumde prune-test --config FILE``: the random layer pruning stability test (CDSPN thesis table 3.1).
 
-For every conv layer, ``prune.gamma`` of its filters are disabled at random and the model is
+For every layer (a CDSPN unified block, a ResNet basic block, or another conv layer: see
+:mod:`lumde_depth.engine.prune`), ``prune.gamma`` of its filters are disabled at random and the model is
 re-evaluated on the validation split; prints the per-layer metric change with a verdict and a
 suggested width, and writes json.
 """

@@ -23,6 +23,7 @@ PROTOCOL_METRICS: dict[str, dict[str, bool]] = {
 }
 PROTOCOL_METRICS["mono_lidar"] = PROTOCOL_METRICS["mono"]
 PROTOCOLS = tuple(PROTOCOL_METRICS)
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 @dataclass
@@ -111,7 +112,8 @@ class PruneConfig:
     gamma: float = field(0.75, low=0.0, high=1.0, doc="fraction of a layer's filters disabled at random")
     repeats: int = field(1, low=1, doc="random draws per layer (metrics averaged)")
     metric: str = field("rmse", doc="metric compared before/after: one of the data.protocol's (PROTOCOL_METRICS)")
-    layers: list[str] = field(default_factory=list, doc="module-name prefixes to test (empty = every conv layer)")
+    layers: list[str] = field(default_factory=list, doc="module-name prefixes to test (empty = every layer: "
+                                                                 "blocks as a whole, other conv layers alone)")
     eps: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.25], low=0.0,
                              doc="relative metric change thresholds eps1 < eps2 < eps3 of thesis algorithm 1")
 
@@ -122,7 +124,9 @@ class ExperimentConfig:
     seed: int = field(0, low=0)
     deterministic: bool = field(False, doc="torch.use_deterministic_algorithms(True): bitwise-reproducible resumes")
     device: str = field("auto", choices=("auto", "cpu", "cuda"))
-    amp: bool = field(True, doc="mixed precision (autocast + GradScaler) on CUDA; always off on CPU")
+    precision: str = field("auto", choices=PRECISIONS,
+                           doc="training arithmetic: fp32; fp16 = autocast + GradScaler (CUDA only); bf16 = autocast "
+                               "to bfloat16 (CUDA or CPU, no scaler needed); auto = fp16 on CUDA, fp32 on CPU")
     imports: list[str] = field(default_factory=list, doc="python modules imported first (to register own models)")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -2,7 +2,8 @@
 
 One loop serves a single process and ``torchrun`` (DistributedDataParallel): Adam over the model
 and the loss's own parameters, the configured stages (parameters frozen per stage, a supervised
-output per stage), mixed precision on CUDA, a csv/jsonl log, atomic training-state checkpoints
+output per stage), mixed precision (``precision``: fp16 with a GradScaler on CUDA, bf16 on CUDA or
+CPU), a csv/jsonl log, atomic training-state checkpoints
 every N steps, and an exact resume: the data order is a seeded per-epoch permutation whose already
 done batches are skipped, per-sample augmentation is seeded by (seed, epoch, index), and every
 random generator is restored, so on CPU in deterministic mode a run killed with SIGKILL and resumed
@@ -10,6 +11,7 @@ ends with the same weights, bit for bit, as one that was never interrupted.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -48,6 +50,20 @@ class TrainResult:
     metrics: dict[str, float]
     checksums: list[float]
     model: torch.nn.Module
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device`` (None: plain fp32)."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"precision fp16 needs CUDA (the device is {device.type}); use bf16 or fp32 on the CPU")
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+
+
+def mixed_precision(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device``, or nothing for fp32."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def seed_everything(seed: int) -> None:
@@ -124,8 +140,8 @@ def _run(cfg: ExperimentConfig, run_dir: Path, resume: bool, distill: bool, worl
     features = tuple(getattr(objective.loss, "required_features", ()))
     optimizer = build_optimizer(cfg, objective)
     critic_opt = objective.loss.critic_optimizer() if getattr(objective.loss, "critic", None) is not None else None
-    use_amp = cfg.amp and world.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    amp_dtype = autocast_dtype(cfg.precision, world.device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)  # bf16 has fp32's range
     loader = EpochLoader(build_split(cfg.data, cfg.data.train_split, train=True), cfg.data.batch_size,
                          cfg.data.num_workers, world, cfg.seed)
     val_set = build_split(cfg.data, cfg.data.val_split, train=False) if cfg.data.val_split and world.is_main else None
@@ -153,7 +169,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, resume: bool, distill: bool, worl
             group["lr"] = lr
         batch = to_device(batch, world.device)
         input_size = list(batch["rgb"].shape[-2:])
-        with torch.autocast(world.device.type, enabled=use_amp):
+        with mixed_precision(world.device, amp_dtype):
             with torch.no_grad():
                 teacher_out = teacher(batch, features=features) if teacher is not None else None
             loss, parts = wrapped(batch, teacher_out, stage.target)

@@ -32,20 +32,34 @@ class Frame:
     material: np.ndarray       # (H, W) int8 material id (scene.SKY = -1)
     points: np.ndarray         # (M, 4) float32 x, y, z, intensity in the Velodyne frame (the .bin)
     sparse: np.ndarray         # (H, W) float32 projected LiDAR depth (m), 0 = none
-    groundtruth: np.ndarray    # (H, W) float32 KITTI-like ground truth: depth <= gt range, not sky
+    groundtruth: np.ndarray    # (H, W) float32 KITTI-like ground truth: depth <= gt range, not sky (see GT_COVERAGES)
     T_world_vehicle: np.ndarray  # 4x4 pose of the Velodyne frame
     time: float
 
 
+GT_COVERAGES = ("dense", "lidar")
+"""Where the ground truth has depth: ``dense`` every pixel up to the gt range; ``lidar`` only where an
+accumulated, denser scan of the LiDAR would reach (see :meth:`Renderer.lidar_coverage`)."""
+
+
 class Renderer:
-    """Renders frames of scenes for one sensor rig (camera calibration + LiDAR model)."""
+    """Renders frames of scenes for one sensor rig (camera calibration + LiDAR model).
+
+    ``gt_coverage`` / ``gt_density`` shape the ground truth: ``lidar`` keeps it, as KITTI's
+    (11 accumulated scans, about 30 % of the benchmark crop, nothing above the top ring), only inside
+    the LiDAR's vertical field of view and range, each such pixel kept with probability ``gt_density``.
+    """
 
     def __init__(self, calib: Calibration, lidar: LidarConfig, gt_max_depth: float = 80.0,
-                 dense_max_depth: float = 250.0, view_range: float = 300.0) -> None:
+                 dense_max_depth: float = 250.0, view_range: float = 300.0, gt_coverage: str = "dense",
+                 gt_density: float = 1.0) -> None:
         if calib.T_cam_lidar is None or calib.width is None or calib.height is None:
             raise ValueError("the renderer needs a calibration with T_cam_lidar, width and height")
+        if gt_coverage not in GT_COVERAGES:
+            raise ValueError(f"gt_coverage {gt_coverage!r} unknown; use one of {', '.join(GT_COVERAGES)}")
         self.calib, self.lidar = calib, lidar
         self.gt_max_depth, self.dense_max_depth, self.view_range = gt_max_depth, dense_max_depth, view_range
+        self.gt_coverage, self.gt_density = gt_coverage, gt_density
         self.rays = camera_rays(calib)
         self.T_vehicle_cam = np.linalg.inv(calib.T_cam_lidar)
         self.lidar_dirs, self.elevations, self.azimuth0 = ray_grid(lidar)
@@ -59,8 +73,21 @@ class Renderer:
         c = self.calib
         sparse = project_points(points, c.T_cam_lidar, c.P, c.width, c.height)
         groundtruth = np.where(depth <= self.gt_max_depth, depth, 0.0).astype(np.float32)
+        if self.gt_coverage == "lidar":  # drawn last: the dense default's random stream is unchanged
+            groundtruth *= self.lidar_coverage(depth) & (rng.random(depth.shape) < self.gt_density)
         return Frame(rgb=rgb, depth=depth, material=material, points=points, sparse=sparse,
                      groundtruth=groundtruth, T_world_vehicle=T_world_vehicle, time=time)
+
+    def lidar_coverage(self, depth: np.ndarray) -> np.ndarray:
+        """``(H, W)`` bool: pixels whose surface point lies inside the LiDAR's vertical field of view
+        (between the lowest and the highest ring, seen from the LiDAR) and range, i.e. those an
+        accumulated scan can reach; sky and the upper image part are outside."""
+        points = self.rays * depth[..., None]  # camera frame, z = depth
+        velo = points @ self.T_vehicle_cam[:3, :3].T + self.T_vehicle_cam[:3, 3]
+        ranges = np.linalg.norm(velo, axis=-1)
+        elevation = np.arcsin(np.divide(velo[..., 2], ranges, out=np.zeros_like(ranges), where=ranges > 0))
+        return ((depth > 0) & (ranges >= self.lidar.min_range) & (ranges <= self.lidar.max_range)
+                & (elevation >= self.elevations.min()) & (elevation <= self.elevations.max()))
 
     def _camera(self, scene: Scene, prims: Primitives, T_world_vehicle: np.ndarray, rng: np.random.Generator
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

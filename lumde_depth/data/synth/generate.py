@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from lumde_depth.config import ConfigError, field
 from lumde_depth.data.synth.camera import T_vehicle_imu, kitti_rig
-from lumde_depth.data.synth.frame import Frame, Renderer
+from lumde_depth.data.synth.frame import GT_COVERAGES, Frame, Renderer
 from lumde_depth.data.synth.lidar import LidarConfig
 from lumde_depth.data.synth.scene import Scene, build_scene
 from lumde_depth.data.synth.sequence import EgoMotion, frame_times, oxts_packets
@@ -41,6 +41,12 @@ class SynthConfig:
     workers: int = field(2, low=1, high=256, doc="processes rendering frames")
     camera_scale: float = field(1.0, low=0.05, high=1.0, doc="image size relative to KITTI's 1242x375")
     gt_max_depth: float = field(80.0, low=1.0, high=255.0, doc="range of the KITTI-like ground truth (m)")
+    gt_coverage: str = field("dense", choices=GT_COVERAGES,
+                             doc="dense: ground truth at every pixel up to gt_max_depth; lidar: KITTI-like semi-dense, "
+                                 "only inside the LiDAR's vertical field of view and range (none above the top ring)")
+    gt_density: float = field(1.0, low=0.0, high=1.0,
+                              doc="gt_coverage lidar: share of the covered pixels kept (KITTI's accumulated scans: "
+                                  "about 0.3 of the benchmark crop)")
     dense_max_depth: float = field(250.0, low=1.0, high=255.0, doc="range of the dense depth (m)")
     speed_min: float = field(5.0, low=0.0, high=40.0, doc="slowest mean ego speed (m/s)")
     speed_max: float = field(12.0, low=0.0, high=40.0, doc="fastest mean ego speed (m/s)")
@@ -92,7 +98,8 @@ class Generator:
         self.config, self.out = config, Path(out)
         self.rig = kitti_rig(config.camera_scale)          # what the calibration files get
         self.calib = written_calibration(self.rig)          # what readers of those files get back
-        self.renderer = Renderer(self.calib, config.lidar, config.gt_max_depth, config.dense_max_depth)
+        self.renderer = Renderer(self.calib, config.lidar, config.gt_max_depth, config.dense_max_depth,
+                                 gt_coverage=config.gt_coverage, gt_density=config.gt_density)
         if config.speed_min > config.speed_max:
             raise ConfigError(f"speed_min={config.speed_min} is above speed_max={config.speed_max}")
         self.counts = split_frames(config.frames, config.sequences)
