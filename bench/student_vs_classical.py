@@ -51,13 +51,10 @@ def holdout(sparse: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
 
 
 def synthetic_frames(count: int, seed: int) -> Iterator[Frame]:
-    from lumde_depth.data.synth.generate import Generator, SynthConfig
+    from lumde_depth.data.synth import render_frames
 
-    gen = Generator(SynthConfig(frames=count, sequences=max(1, count // 6), seed=seed), Path("/nonexistent"))
-    for sequence, n in enumerate(gen.counts):
-        for index in range(n):
-            f = gen.render(sequence, index)
-            yield f.rgb, f.sparse, f.groundtruth, gen.calib.K
+    for f, K in render_frames(count, seed):
+        yield f.rgb, f.sparse, f.groundtruth, K
 
 
 def kitti_object_frames(data: Path, seed: int) -> Iterator[Frame]:
@@ -77,12 +74,13 @@ def kitti_object_frames(data: Path, seed: int) -> Iterator[Frame]:
 
 def kitti_raw_frames(data: Path, seed: int) -> Iterator[Frame]:
     from lumde_depth.data import build_dataset
+    from lumde_depth.data.sample import rgb_array
 
     rng = np.random.default_rng(seed)
     ds = build_dataset("kitti_raw", data / "kitti_raw_tiny", "all")
     for i in range(len(ds)):
         s = ds[i]
-        rgb = (s["rgb"].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        rgb = rgb_array(s["rgb"])
         for _ in range(DRAWS):
             yield (rgb, *holdout(s["sparse"][0].numpy(), rng), s["K"].numpy())
 

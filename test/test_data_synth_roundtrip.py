@@ -9,6 +9,7 @@ import torch
 from lumde_depth.cli.main import main
 from lumde_depth.config import load
 from lumde_depth.data import build_dataset
+from lumde_depth.data.sample import rgb_array
 from lumde_depth.data.synth.generate import Generator, SynthConfig
 
 QUANTUM = 0.5 / 256 + 1e-6
@@ -21,10 +22,6 @@ def _synth(out: Path, layout: str, frames: int, sequences: int) -> Generator:
             "--sequences", str(sequences), "--workers", "1", "--set", "camera_scale=0.25"]
     assert main(argv) == 0
     return Generator(load(SynthConfig, None, overrides), out)
-
-
-def _as_uint8(rgb: torch.Tensor) -> np.ndarray:
-    return (rgb * 255).round().byte().permute(1, 2, 0).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +39,7 @@ def test_kitti_dc_layout_round_trip(dc):
         for index in range(2):
             sample, frame = ds[index], gen.render(sequence, index)
             assert sample["name"] == f"2000_01_01_drive_{sequence + 1:04d}_sync/image_02/{index:010d}"
-            assert np.array_equal(_as_uint8(sample["rgb"]), frame.rgb)
+            assert np.array_equal(rgb_array(sample["rgb"]), frame.rgb)
             for key, truth in (("sparse", frame.sparse), ("gt", frame.groundtruth)):
                 loaded = sample[key][0].numpy()
                 assert np.array_equal(loaded > 0, truth > 0) and (truth > 0).any()
@@ -82,7 +79,7 @@ def test_kitti_raw_layout_round_trip(tmp_path):
     # the scan projected with the written calibration is exactly the generator's sparse depth
     assert np.array_equal(sample["sparse"][0].numpy(), frames[1].sparse)
     for key, frame in (("rgb_prev", frames[0]), ("rgb", frames[1]), ("rgb_next", frames[2])):
-        assert np.array_equal(_as_uint8(sample[key]), frame.rgb)
+        assert np.array_equal(rgb_array(sample[key]), frame.rgb)
     stamps = [float(build_dataset("kitti_raw", tmp_path, "all", triplets=False)[i]["stamp"]) for i in (0, 1)]
     assert stamps[1] - stamps[0] == pytest.approx(frames[1].time - frames[0].time, abs=1e-6)
     np.testing.assert_allclose(sample["K"].numpy(), gen.calib.K, rtol=1e-6)

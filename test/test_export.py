@@ -105,6 +105,55 @@ def test_cli_export_config(tmp_path, capsys):
     assert "did you mean 'format'" in capsys.readouterr().err
 
 
+def test_cli_export_int8_is_calibrated_close_to_fp32_and_runs_in_the_completer(tmp_path, capsys, monkeypatch):
+    from lumde_depth.data.synth import render_frames
+    from lumde_depth.inference import DepthCompleter
+
+    monkeypatch.setenv("LUMDE_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = build("lspkd_student", width=0.125, guided=True)
+    torch.nn.init.normal_(model.head.weight, std=0.05)   # a residual to quantize, not the zero head
+    meta = {**META, "input_size": [48, 160]}
+    model_file = save_model(tmp_path / "student.pt", model, meta)
+    data = tmp_path / "calib"
+    assert main(["synth", "--out", str(data), "--frames", "2", "--sequences", "1", "--seed", "9", "--workers", "1",
+                 "--layout", "kitti_dc", "--set", "val_sequences=1"]) == 0
+    rc = main(["export", str(model_file), "--out", str(tmp_path / "out"), "--format", "onnx", "--int8",
+               "--calibration", str(data), "--calibration-frames", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    int8 = tmp_path / "out" / "student_int8.onnx"
+    assert "int8" in out and "calibration frames" in out and int8.is_file()
+    assert int8.stat().st_size < 0.5 * (tmp_path / "out" / "student.onnx").stat().st_size   # int8 weights
+    got = read_export_meta(int8)
+    assert got["quantization"] == {"type": "int8 static QDQ", "ops": ["Conv", "ConvTranspose"]}
+    assert got["input_size"] == [48, 160] and got["arch"] == "lspkd_student"
+    import onnx
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # on a frame it was not calibrated on, the int8 depth stays close to the fp32 export's
+    frame, K = next(render_frames(1, seed=5))
+    depth = {name: DepthCompleter.load(tmp_path / "out" / f"student{suffix}.onnx", backend="onnxruntime",
+                                       lidar_align=False).complete(frame.rgb, frame.sparse, K)
+             for name, suffix in (("fp32", ""), ("int8", "_int8"))}
+    relative = np.abs(depth["int8"] - depth["fp32"]) / np.maximum(depth["fp32"], 1e-3)
+    assert np.median(relative) < 0.08 and not np.array_equal(depth["int8"], depth["fp32"])  # random weights: 4 %
+
+
+def test_int8_calibrates_on_synthetic_frames_by_default():
+    from lumde_depth.cli.export import ExportConfig, calibration_frames
+
+    (rgb, sparse, K), = list(calibration_frames(ExportConfig(model="unused.pt", int8=True, calibration_frames=1)))
+    assert rgb.shape == (375, 1242, 3) and rgb.dtype == np.uint8
+    assert sparse.shape == (375, 1242) and 0.02 < (sparse > 0).mean() < 0.1 and K.shape == (3, 3)
+
+
+def test_cli_export_int8_needs_the_onnx_export(tmp_path, capsys):
+    model_file = save_model(tmp_path / "m.pt", build("cdspn", scale=32), META)
+    assert main(["export", str(model_file), "--format", "torchscript", "--int8"]) == 2
+    assert "'int8' quantizes the ONNX export" in capsys.readouterr().err
+
+
 def test_cli_export_needs_a_model(capsys):
     assert main(["export"]) == 2
     assert "MODEL_FILE or --config" in capsys.readouterr().err

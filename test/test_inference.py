@@ -128,6 +128,22 @@ def test_buffers_are_reused_between_frames(model_file):
 
 
 @pytest.mark.parametrize("fit", ["stretch", "crop"])
+def test_network_inputs_are_what_complete_feeds_the_network(model_file, fit):
+    completer = DepthCompleter.load(model_file, backend="torch", fit=fit)
+    rgb, sparse, K = _frame(seed=3)
+    inputs = completer.network_inputs(rgb, sparse, K)
+    assert inputs["rgb"].shape == (1, 3, 32, 64) and inputs["sparse"].shape == (1, 1, 32, 64)
+    completer.complete(*_frame(seed=4))          # other buffers in between: network_inputs returned copies
+    assert not np.array_equal(completer.backend.rgb, inputs["rgb"])
+    completer.complete(rgb, sparse, K)
+    np.testing.assert_array_equal(completer.backend.rgb, inputs["rgb"])
+    np.testing.assert_array_equal(completer.backend.sparse, inputs["sparse"])
+    assert (inputs["sparse"] > 0).any()
+    with pytest.raises(ValueError, match="no network"):
+        DepthCompleter.load(backend="classical").network_inputs(rgb, sparse, K)
+
+
+@pytest.mark.parametrize("fit", ["stretch", "crop"])
 def test_sparse_downsampling_keeps_valid_points_at_network_K(model_file, fit):
     """Each LiDAR point lands in the network pixel where network_K projects it; nearest wins; no blends."""
     h, w = 96, 256   # network 32x64: stretch scales by 1/3 x 1/4, crop keeps a 96x192 window

@@ -1,23 +1,32 @@
 """``lumde export``: a model file to ONNX and/or TorchScript, checked against PyTorch.
 
     lumde export MODEL_FILE --out DIR --format onnx|torchscript|both [--input-size H W]
+    lumde export MODEL_FILE --format onnx --int8 [--calibration DATA_ROOT]
     lumde export --config FILE [KEY=VALUE ...]
 
 The exported graphs return the depth only, have dynamic batch/height/width, and carry the model
 file's metadata (``lumde_meta``). Each export is run (onnxruntime / torch.jit) on a random input of
 ``input_size`` and compared with PyTorch; the max abs / relative difference is printed, and a
 relative difference above ``tolerance`` is an error (exit code 1).
+
+``--int8`` adds ``NAME_int8.onnx``: the ONNX export statically quantized by onnxruntime, calibrated on
+the network inputs of real frames (a dataset, or synthetic frames); its difference to the fp32 export
+on those frames and both speeds are printed, for the user to decide (``bench/int8.py`` measures it).
 """
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
+
+import numpy as np
 
 from lumde_depth.config import ConfigError, field, load
 
 DEFAULT_SIZE = [352, 1216]
+CALIBRATION_SEED = 777  # synthetic calibration frames: a seed no shipped model or benchmark trains or tests on
 
 
 @dataclass
@@ -30,6 +39,13 @@ class ExportConfig:
     opset: int = field(17, low=17, high=23, doc="ONNX opset")
     name: Optional[str] = field(None, doc="file stem of the exports (default: the model file's stem)")
     tolerance: float = field(1e-4, low=0.0, doc="largest accepted max relative difference to PyTorch")
+    int8: bool = field(False, doc="also write NAME_int8.onnx, statically quantized (needs the ONNX export)")
+    calibration: Optional[str] = field(None, doc="int8: dataset root of calibration frames (default: "
+                                       "synthetic frames rendered in memory)")
+    calibration_kind: str = field("kitti_dc", choices=("kitti_dc", "kitti_raw", "nyuv2"),
+                                  doc="int8: dataset kind of 'calibration'")
+    calibration_split: str = field("val", doc="int8: split of 'calibration'")
+    calibration_frames: int = field(16, low=1, high=10_000, doc="int8: frames to calibrate on")
 
 
 def _overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
@@ -42,9 +58,11 @@ def _overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
         overrides.insert(0, f"model={model_files[0]}")
     elif args.config is None:
         raise ConfigError("give a MODEL_FILE or --config FILE (e.g. lumde export student.pt --out exported)")
-    for key in ("out", "format", "opset", "name", "tolerance"):
+    for key in ("out", "format", "opset", "name", "tolerance", "calibration", "calibration_frames"):
         if getattr(args, key) is not None:
             overrides.append(f"{key}={getattr(args, key)}")
+    if args.int8:
+        overrides.append("int8=true")
     if args.input_size is not None:
         overrides.append(f"input_size=[{args.input_size[0]}, {args.input_size[1]}]")
     return args.config, overrides
@@ -55,6 +73,8 @@ def run_export(cfg: ExportConfig) -> int:
     from lumde_depth.models.io import load_model
     if cfg.input_size is not None and len(cfg.input_size) != 2:
         raise ConfigError(f"'input_size' must be [H, W], got {cfg.input_size}")
+    if cfg.int8 and cfg.format == "torchscript":
+        raise ConfigError("'int8' quantizes the ONNX export: use format 'onnx' or 'both'")
     model, meta = load_model(cfg.model)
     size = cfg.input_size or meta.get("input_size") or DEFAULT_SIZE
     formats = FORMATS if cfg.format == "both" else (cfg.format,)
@@ -69,7 +89,59 @@ def run_export(cfg: ExportConfig) -> int:
     if failed:
         print(f"lumde export: an export differs from PyTorch by more than the tolerance {cfg.tolerance:g} "
               "(relative); do not deploy it")
-    return 1 if failed else 0
+        return 1
+    if cfg.int8:
+        onnx_path = next(r.path for r in results if r.format == "onnx")
+        write_int8(cfg, onnx_path, onnx_path.with_name(f"{onnx_path.stem}_int8.onnx"))
+    return 0
+
+
+def calibration_frames(cfg: ExportConfig) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(rgb uint8, sparse metres, K)`` of the calibration frames: the dataset named in the config,
+    else synthetic KITTI-like frames rendered in memory."""
+    if cfg.calibration is None:
+        from lumde_depth.data.synth import render_frames
+
+        for frame, K in render_frames(cfg.calibration_frames, seed=CALIBRATION_SEED):
+            yield frame.rgb, frame.sparse, K
+        return
+    from lumde_depth.data import build_dataset
+    from lumde_depth.data.sample import rgb_array
+
+    dataset = build_dataset(cfg.calibration_kind, cfg.calibration, cfg.calibration_split)
+    for i in np.linspace(0, len(dataset) - 1, min(cfg.calibration_frames, len(dataset))).astype(int):
+        sample = dataset[int(i)]
+        yield rgb_array(sample["rgb"]), sample["sparse"][0].numpy(), sample["K"].numpy()
+
+
+def write_int8(cfg: ExportConfig, fp32: Path, out: Path) -> Path:
+    """Quantize ``fp32`` to ``out``, calibrated on the network inputs that ``DepthCompleter`` prepares
+    from the calibration frames; print how far its depth is from fp32's on them and both speeds."""
+    from lumde_depth.engine.export import quantize_onnx
+    from lumde_depth.inference import DepthCompleter
+
+    prepare = DepthCompleter.load(fp32, backend="onnxruntime", lidar_align=False, warmup=0)
+    feeds = [prepare.network_inputs(rgb, sparse, K) for rgb, sparse, K in calibration_frames(cfg)]
+    quantize_onnx(fp32, out, feeds)
+    nets = {name: DepthCompleter.load(path, backend="onnxruntime", lidar_align=False).backend
+            for name, path in (("fp32", fp32), ("int8", out))}
+    depth: dict[str, list[np.ndarray]] = {name: [] for name in nets}
+    ms: dict[str, list[float]] = {name: [] for name in nets}
+    for feed in feeds:
+        for name, net in nets.items():
+            net.rgb[...] = feed["rgb"]
+            if "sparse" in feed:
+                net.sparse[...] = feed["sparse"]
+            t0 = time.perf_counter()
+            depth[name].append(net.run().copy())
+            ms[name].append(1e3 * (time.perf_counter() - t0))
+    a, b = np.stack(depth["fp32"]), np.stack(depth["int8"])
+    relative = np.abs(b - a) / np.maximum(np.abs(a), 1e-6)
+    print(f"{'int8':12s} {out}  |depth - fp32| / fp32 on {len(feeds)} calibration frames: median "
+          f"{np.median(relative):.3g}, p99 {np.percentile(relative, 99):.3g}; one run {np.median(ms['int8']):.1f} ms "
+          f"vs fp32 {np.median(ms['fp32']):.1f} ms here (keep the int8 file only if it is faster and accurate "
+          "enough on your data)")
+    return out
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -90,4 +162,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (>= 17, default 17)")
     parser.add_argument("--name", default=None, help="file stem of the exports (default: the model file's)")
     parser.add_argument("--tolerance", type=float, default=None, help="max relative difference (default 1e-4)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also write NAME_int8.onnx, statically quantized; compared with fp32 and timed")
+    parser.add_argument("--calibration", default=None,
+                        help="int8: dataset root to calibrate on (keys calibration_kind / _split; default: "
+                             "synthetic frames)")
+    parser.add_argument("--calibration-frames", type=int, default=None, help="int8: frames (default 16)")
     parser.set_defaults(func=_export)

@@ -17,6 +17,11 @@ def rgb_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
 
 
+def rgb_array(rgb: torch.Tensor) -> np.ndarray:
+    """3xHxW float in [0, 1] -> ``(H, W, 3)`` uint8 (rounded): the inverse of :func:`rgb_tensor`."""
+    return (rgb.detach().cpu().permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+
+
 def depth_tensor(depth: np.ndarray) -> torch.Tensor:
     """``(H, W)`` metres -> 1xHxW float32, non-finite and negative values set to 0 (invalid)."""
     depth = np.asarray(depth, dtype=np.float32)

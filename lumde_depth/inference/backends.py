@@ -129,6 +129,7 @@ class OnnxBackend:
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: the optimiser's notes (unused initializers) are not faults
         if threads:
             options.intra_op_num_threads = threads
         # no busy-waiting between operators: the node's executor, DDS and worker threads share the cores

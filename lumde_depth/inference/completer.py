@@ -168,11 +168,7 @@ class DepthCompleter:
             self.last_timings = {"preprocess": 0.0, "inference": 1e3 * (time.perf_counter() - t0),
                                  "postprocess": 0.0}
             return out
-        x0, y0, win_w, win_h = self.window(height, width)
-        self._write_rgb(rgb[y0:y0 + win_h, x0:x0 + win_w], K)
-        if self.kind != "monocular":
-            self.backend.sparse[0, 0] = resize_sparse_depth(sparse[y0:y0 + win_h, x0:x0 + win_w], K,
-                                                            self.input_size)[0]
+        x0, y0, win_w, win_h = self._prepare(rgb, sparse, K)
         t1 = time.perf_counter()
         net = self.backend.run()
         t2 = time.perf_counter()
@@ -192,6 +188,28 @@ class DepthCompleter:
         self.last_timings = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
                              "postprocess": 1e3 * (t3 - t2)}
         return out
+
+    def network_inputs(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray) -> dict[str, np.ndarray]:
+        """The network's own inputs for a frame, as :meth:`complete` prepares them: ``rgb``
+        (1 x 3 x h x w, normalised) and, for completion models, ``sparse`` (1 x 1 x h x w metres);
+        copies, e.g. to calibrate a quantized export (:func:`lumde_depth.engine.export.quantize_onnx`)."""
+        if self.backend is None:
+            raise ValueError("the classical backend has no network: load a model file")
+        self._check_inputs(rgb, sparse, K)
+        self._prepare(rgb, sparse, K)
+        inputs = {"rgb": self.backend.rgb.copy()}
+        if self.kind != "monocular":
+            inputs["sparse"] = self.backend.sparse.copy()
+        return inputs
+
+    def _prepare(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray) -> tuple[int, int, int, int]:
+        """Write the frame's window into the backend's input buffers; returns the window."""
+        x0, y0, win_w, win_h = self.window(*rgb.shape[:2])
+        self._write_rgb(rgb[y0:y0 + win_h, x0:x0 + win_w], K)
+        if self.kind != "monocular":
+            self.backend.sparse[0, 0] = resize_sparse_depth(sparse[y0:y0 + win_h, x0:x0 + win_w], K,
+                                                            self.input_size)[0]
+        return x0, y0, win_w, win_h
 
     def _check_inputs(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray) -> tuple[int, int]:
         if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:

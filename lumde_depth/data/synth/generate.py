@@ -147,6 +147,14 @@ class Generator:
                 yield sequence, index
 
 
+def render_frames(frames: int, seed: int, **options: object) -> Iterator[tuple[Frame, np.ndarray]]:
+    """``frames`` frames rendered in memory (nothing is written), each with its camera's 3x3 ``K``:
+    ``max(1, frames // 6)`` drives of seed ``seed``; ``options`` are further :class:`SynthConfig` fields."""
+    gen = Generator(SynthConfig(frames=frames, sequences=max(1, frames // 6), seed=seed, **options), Path("unused"))
+    for sequence, index in gen.tasks():
+        yield gen.render(sequence, index), gen.calib.K
+
+
 _WORKER: Generator | None = None
 
 
