@@ -16,7 +16,8 @@ docs/benchmarks.md, with the paper's claim checked: the distilled student within
 teacher, and better than the student trained alone.
 
     .venv/bin/python bench/mono_gain.py --mode quick   # minutes on a CPU: a smoke test, nothing learnt
-    .venv/bin/python bench/mono_gain.py --mode cpu     # about an hour of one CPU core, reduced resolution
+    .venv/bin/python bench/mono_gain.py --mode cpu     # about 45 minutes of one CPU core, reduced resolution
+    .venv/bin/python bench/mono_gain.py --mode cpu --rows synthetic_lumde_student --seed 1   # one row, another seed
     .venv/bin/python bench/mono_gain.py                # the full budget (hours on a CPU; use a GPU)
 
 The networks start from scratch (no ImageNet encoder as in Monodepth2), so the reduced modes use
@@ -85,7 +86,7 @@ class Budget:
 
 
 BUDGETS = {"quick": Budget(48, 4, 12, 150, 2, (64, 192), 1e-3, 150, 3e-4),
-           "cpu": Budget(96, 8, 24, 700, 2, (64, 192), 1e-3, 1000, 3e-4),
+           "cpu": Budget(288, 24, 24, 700, 2, (64, 192), 1e-3, 2500, 3e-4),
            "full": Budget(400, 8, 40, 2000, 4, (88, 304), None, 2000, None)}
 #: Quarter-resolution frames; a sparser LiDAR keeps KITTI's ~5 % projected density at that size.
 SYNTH = ["--set", "camera_scale=0.25", "--set", "lidar.azimuth_step_deg=2.0"]
@@ -105,14 +106,14 @@ def make_data(folder: Path, layout: str, frames: int, sequences: int, seed: int)
     return folder
 
 
-def row_config(row: Row, train: Path, held_out: Path, teacher: Path, budget: Budget) -> ExperimentConfig:
+def row_config(row: Row, train: Path, held_out: Path, teacher: Path, budget: Budget, seed: int = 0) -> ExperimentConfig:
     """The row's config with the budget (the teacher row's own steps and lr), data, crop and teacher."""
     size = f"[{budget.crop[0]}, {budget.crop[1]}]"
     steps, lr = (budget.teacher_steps, budget.teacher_lr) if row == ROWS[0] else (budget.steps, budget.lr)
     cfg = load_experiment(CONFIGS / f"{row.config}.yaml", [
         f"data.root={train}", f"data.val_root={held_out}", f"data.batch_size={budget.batch}",
         f"data.max_val_samples={budget.eval_frames}", f"data.train_kwargs.size={size}",
-        f"data.val_kwargs.size={size}", "seed=0", "device=cpu", "log.progress=false",
+        f"data.val_kwargs.size={size}", f"seed={seed}", "device=cpu", "log.progress=false",
         f"checkpoint.every={steps}", "checkpoint.keep=1", "eval.every=0",
         f"optim.step_size={max(1, round(0.75 * steps))}"])
     cfg.stages[0].steps = steps
@@ -189,31 +190,54 @@ def tables(results: dict[str, dict[str, float]], floors: dict[str, dict[str, flo
     return f"{header}{rows}\n\n{curve}"
 
 
+def train_rows(rows: list[Row], train: Path, held_out: Path, teacher: Path, budget: Budget, seed: int,
+               runs: Path) -> int:
+    """Train ``rows`` alone (e.g. more seeds of one row) and print their metrics."""
+    if any(r.distill for r in rows) and not teacher.is_file():
+        raise SystemExit(f"{teacher} does not exist: run the whole bench once with this --out and budget first")
+    for row in rows:
+        cfg = row_config(row, train, held_out, teacher, budget, seed)
+        m = train_row(row, cfg, runs / row.config, build_split(cfg.data, cfg.data.val_split, train=False))
+        print(f"{row.label} (seed {seed}): d1 {m['d1']:.3f}  abs_rel {m['abs_rel']:.3f}  rmse {m['rmse']:.2f} m  "
+              f"lidar d1 {m['lidar_d1']:.3f}  auto-masked {m['automasked_start']:.2f} -> {m['automasked_end']:.2f}  "
+              f"photometric {m['photometric_start']:.4f} -> {m['photometric_end']:.4f}", flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=tuple(BUDGETS), default="full",
-                        help="quick: smoke test; cpu: about an hour of one core, reduced resolution; full: GPU")
+                        help="quick: smoke test; cpu: about 45 minutes of one core, reduced resolution; full: GPU")
     parser.add_argument("--steps", type=int, default=None, help="training steps per student row (overrides the mode)")
     parser.add_argument("--teacher-steps", type=int, default=None, help="training steps of the teacher (ditto)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 is fastest on a shared / oversubscribed machine)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate of the student rows (overrides the mode)")
     parser.add_argument("--teacher-lr", type=float, default=None, help="learning rate of the teacher (ditto)")
+    parser.add_argument("--frames", type=int, default=None, help="training frames, all drives (overrides the mode)")
+    parser.add_argument("--sequences", type=int, default=None, help="training drives (overrides the mode)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "mono_gain")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every row (initialisation and batch order)")
+    parser.add_argument("--rows", nargs="+", default=None, choices=[r.config for r in ROWS],
+                        help="train only these rows and print them (a distilled row reuses the teacher trained "
+                             "by an earlier run with the same --out and budget); the doc is left alone")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
     args = parser.parse_args()
     mode = args.mode
     budget = replace(BUDGETS[mode], **{key: value for key, value in vars(args).items()
-                                       if key in ("steps", "lr", "teacher_steps", "teacher_lr") and value})
+                                       if key in ("steps", "lr", "teacher_steps", "teacher_lr", "frames", "sequences") and value})
     torch.set_num_threads(args.threads)
-    train = make_data(args.out / f"train_{mode}", "kitti_raw", budget.frames, budget.sequences, seed=0)
-    held_out = make_data(args.out / f"heldout_{mode}", "kitti_dc", budget.eval_frames, 2, seed=1)
+    train = make_data(args.out / f"train_{budget.frames}x{budget.sequences}", "kitti_raw", budget.frames, budget.sequences, seed=0)
+    held_out = make_data(args.out / f"heldout_{budget.eval_frames}", "kitti_dc", budget.eval_frames, 2, seed=1)
     runs = args.out / mode
     teacher = runs / ROWS[0].config / "model.pt"
     results: dict[str, dict[str, float]] = {}
     floors: dict[str, dict[str, float]] = {}
+    if args.rows:
+        return train_rows([r for r in ROWS if r.config in args.rows], train, held_out, teacher, budget, args.seed,
+                          runs / f"seed{args.seed}")
     for row in ROWS:
-        cfg = row_config(row, train, held_out, teacher, budget)
+        cfg = row_config(row, train, held_out, teacher, budget, args.seed)
         val_set = build_split(cfg.data, cfg.data.val_split, train=False)
         if row.config in ("synthetic_lumde_teacher", "synthetic_lumde_student"):
             floors[row.label] = untrained(cfg, val_set)

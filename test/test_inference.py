@@ -53,6 +53,26 @@ def test_classical_backend_needs_no_model():
     np.testing.assert_array_equal(out, ip_basic(sparse, max_depth=100.0))
 
 
+def test_shipped_monocular_student_is_small_and_trained():
+    from lumde_depth.data.synth import render_frames
+    from lumde_depth.engine.metrics import mono_metrics
+    from lumde_depth.inference import DEFAULT_MONO_MODEL
+    from lumde_depth.models import build
+
+    assert DEFAULT_MONO_MODEL.stat().st_size < 4e6
+    completer = DepthCompleter.load(DEFAULT_MONO_MODEL, backend="torch")
+    assert completer.kind == "monocular" and completer.input_size == (94, 310) and not completer.lidar_align
+    frame, K = next(render_frames(1, seed=20261207))   # a scene it never saw
+    depth = completer.complete(frame.rgb, None, K)
+    assert depth.shape == frame.groundtruth.shape and np.isfinite(depth).all()
+    torch.manual_seed(0)
+    floor = DepthCompleter(completer_mod.TorchBackend(build("lumde_student", min_depth=0.1, max_depth=100.0),
+                                                      (94, 310), monocular=True), completer.meta)
+    trained, untrained = (mono_metrics(d, frame.groundtruth)["d1"]
+                          for d in (depth, floor.complete(frame.rgb, None, K)))
+    assert trained > untrained + 0.1, (trained, untrained)
+
+
 def test_missing_shipped_student_says_so(monkeypatch, tmp_path):
     monkeypatch.setattr(completer_mod, "DEFAULT_MODEL", tmp_path / "weights" / "student.pt")
     with pytest.raises(FileNotFoundError, match="shipped default student"):

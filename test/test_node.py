@@ -245,6 +245,20 @@ def test_auto_mode_falls_back_to_the_monocular_student(ros_context, tmp_path, mo
     assert diag["monocular scale"].startswith("none yet") and "model's own scale" in diag["_message"]
 
 
+def test_monocular_mode_runs_the_shipped_monocular_student(ros_context, tmp_path, kitti_file):
+    """mode monocular with mono_model:=shipped: the shipped student gives camera-only depth at KITTI size."""
+    params = {"mode": "monocular", "mono_model": "shipped", "backend": "onnxruntime", "device": "cpu", "diagnostics_period": 0.3,
+              "threads": 1}
+    with running(ros_context, tmp_path, params, kitti_file, {"depth/image": Image, "/diagnostics": DiagnosticArray},
+                 rate=2.0, count=6, no_points=True) as (listener, wait):
+        wait(lambda: listener.got["depth/image"] and
+             harness.diag_values(listener).get("state") == "camera-only (monocular)", "no camera-only depth")
+    depth = convert.image_to_numpy(listener.got["depth/image"][0])
+    assert depth.shape == (375, 1242) and np.isfinite(depth).all() and depth.min() > 0
+    rows = np.median(depth, axis=1)   # a trained network: the road ahead gets farther up the image
+    assert rows[-20:].mean() < rows[200:220].mean()
+
+
 def test_out_of_range_parameter_stops_with_a_clear_message(tmp_path):
     proc = harness.start_node({"decimation": 0}, log=tmp_path / "node.log")
     assert proc.wait(60) == 1
@@ -270,6 +284,12 @@ def test_large_messages_profile_best_effort_kitti(ros_context, tmp_path, model_f
     cloud = listener.got["depth/points"][0]
     assert (cloud.height, cloud.width) == frame["rgb"].shape[:2] and len(cloud.data) == cloud.row_step * cloud.height
     assert "error" not in _node_log(tmp_path).lower()
+
+
+def test_monocular_mode_without_a_monocular_model_stops_with_a_clear_message(tmp_path):
+    proc = harness.start_node({"mode": "monocular"}, log=tmp_path / "node.log")
+    assert proc.wait(60) == 1
+    assert "cannot start: mode 'monocular' needs a monocular model" in _node_log(tmp_path)
 
 
 def test_missing_model_stops_with_a_clear_message(tmp_path):

@@ -38,6 +38,7 @@ from lumde_depth.inference.classical import ip_basic
 from lumde_depth.models.fill import lidar_align
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "student.pt"
+DEFAULT_MONO_MODEL = DEFAULT_MODEL.with_name("mono_student.pt")  # camera-only (LUMDE student)
 FITS = ("stretch", "crop")
 
 

@@ -25,7 +25,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from lumde_depth.config import ConfigError
-from lumde_depth.inference import DepthCompleter
+from lumde_depth.inference import DEFAULT_MONO_MODEL, DepthCompleter
 from lumde_depth.ros import convert
 from lumde_depth.ros.compat import message_filters
 from lumde_depth.ros.diagnostics import NodeStats, status_message
@@ -34,6 +34,7 @@ from lumde_depth.ros.params import NODE_NAME, NodeParams, declare
 from lumde_depth.ros.pipeline import AutoPipeline, DepthPipeline, FrameError, frame_inputs
 from lumde_depth.ros.sync import counting_synchronizer
 
+SHIPPED = "shipped"    # mono_model value: the shipped monocular student
 INPUT_SILENT_S = 2.0   # an input unheard this long while another one arrives is reported missing
 
 try:   # Iron+
@@ -62,8 +63,12 @@ class DepthNode(Node):
         self.pipeline = self.mono_pipeline = None
         if p.mode in ("completion", "auto"):
             self.pipeline = self._pipeline(p.model)
+        if p.mode == "monocular" and not p.mono_model:
+            raise ValueError(f"mode 'monocular' needs a monocular model: set mono_model to a model file, or to "
+                             f"'{SHIPPED}' for the shipped one (synthetic-only: see docs/model_card.md)")
         if p.mode in ("monocular", "auto") and p.mono_model:
-            self.mono_pipeline = self._pipeline(p.mono_model)
+            self.mono_pipeline = self._pipeline(str(DEFAULT_MONO_MODEL) if p.mono_model == SHIPPED else p.mono_model,
+                                                own_size=True)
         self.auto = AutoPipeline(self.pipeline, self.mono_pipeline) if p.mode == "auto" and self.mono_pipeline else None
         fixed = None
         if p.T_cam_lidar:
@@ -117,9 +122,11 @@ class DepthNode(Node):
             f"sync {'exact' if p.exact_sync else f'approximate (slop {p.slop} s)'}")
 
     # ------------------------------------------------------------------ set-up helpers
-    def _pipeline(self, model: str) -> DepthPipeline:
+    def _pipeline(self, model: str, own_size: bool = False) -> DepthPipeline:
+        """The pipeline of ``model``; ``own_size``: at the model's input size (input_height / input_width
+        are the completion model's)."""
         p = self.params
-        size = (p.input_height, p.input_width) if p.input_height else None
+        size = (p.input_height, p.input_width) if p.input_height and not own_size else None
         completer = DepthCompleter.load(model or None, backend=p.backend, device=p.device, input_size=size,
                                         fit=p.fit, threads=p.threads, lidar_align=p.lidar_align)
         return DepthPipeline(completer, decimation=p.decimation, min_depth=p.min_depth, max_depth=p.max_depth,

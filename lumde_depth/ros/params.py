@@ -25,8 +25,8 @@ class NodeParams:
                          doc="inference backend; auto = torch on CUDA, else onnxruntime, else torch CPU; "
                              "classical = IP-Basic morphological completion (no model)")
     device: str = field("auto", doc="auto, cpu, cuda or cuda:N (torch backend)")
-    input_height: int = field(0, low=0, high=4096, doc="network input height; 0 = the model's own")
-    input_width: int = field(0, low=0, high=8192, doc="network input width; 0 = the model's own")
+    input_height: int = field(0, low=0, high=4096, doc="completion network input height; 0 = the model's own")
+    input_width: int = field(0, low=0, high=8192, doc="completion network input width; 0 = the model's own")
     fit: str = field("stretch", choices=("stretch", "crop"),
                      doc="image -> network input: stretch the whole image, or crop the network's aspect "
                          "ratio at the bottom centre (pixels outside get no depth)")
@@ -36,8 +36,10 @@ class NodeParams:
     mode: str = field("completion", choices=("completion", "monocular", "auto"),
                       doc="completion (camera + LiDAR), monocular (camera only), auto (completion, "
                           "monocular while the LiDAR is silent longer than lidar_timeout)")
-    mono_model: str = field("", doc="monocular student model file for mode monocular/auto; empty = none "
-                                    "(then only diagnostics are published while the LiDAR is silent)")
+    mono_model: str = field("", doc="monocular student model file for mode monocular/auto; 'shipped' = the "
+                                    "shipped one (trained on synthetic drives only, see docs/model_card.md); "
+                                    "empty = none (mode auto then publishes only diagnostics while the LiDAR "
+                                    "is silent)")
     lidar_timeout: float = field(1.0, low=0.05, high=3600.0,
                                  doc="seconds without a LiDAR cloud before mode auto goes camera-only")
     T_cam_lidar: list[float] = field(default_factory=list,
