@@ -28,12 +28,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _report import machine, write_section  # noqa: E402
-from student_vs_classical import (evaluate, kitti_object_frames, kitti_raw_frames,  # noqa: E402
-                                  synthetic_frames)
+from student_vs_classical import add_set_arguments, evaluate, outdoor_sets, synthetic_frames  # noqa: E402
 from lumde_depth.engine.export import QUANTIZED_OPS, export_onnx, quantize_onnx  # noqa: E402
 from lumde_depth.cli.export import CALIBRATION_SEED  # noqa: E402
 from lumde_depth.engine.metrics import kitti_metrics  # noqa: E402
-from lumde_depth.inference import DepthCompleter  # noqa: E402
+from lumde_depth.inference import DEFAULT_MODEL, DepthCompleter  # noqa: E402
 from lumde_depth.models import build  # noqa: E402
 from lumde_depth.models.io import load_model  # noqa: E402
 
@@ -65,14 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model file (default: the shipped student)")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per variant and thread count")
     parser.add_argument("--calibration-frames", type=int, default=8)
-    parser.add_argument("--frames", type=int, default=12, help="synthetic held-out frames")
-    parser.add_argument("--seed", type=int, default=20261121, help="seed of the held-out synthetic drive")
-    parser.add_argument("--data", type=Path,
-                        default=Path(os.environ.get("LUMDE_SHARED_DATA", ROOT.parent / "shared" / "data")))
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    add_set_arguments(parser)
     args = parser.parse_args(argv)
 
-    model, meta = load_model(args.model or ROOT / "lumde_depth" / "weights" / "student.pt")
+    model, meta = load_model(args.model or DEFAULT_MODEL)
     size = tuple(meta["input_size"])
     params = sum(p.numel() for p in model.parameters()) / 1e6
     networks = {f"student ({meta.get('arch', 'lspkd_student')}, {params:.2f}M)": (model, meta),
@@ -97,13 +92,9 @@ def main(argv: list[str] | None = None) -> int:
 
     student_files = next(iter(files.values()))
     completers = {name: DepthCompleter.load(path, backend="onnxruntime") for name, path in student_files.items()}
-    sets = [(f"synthetic held-out (seed {args.seed}, {args.frames} frames)", synthetic_frames(args.frames, args.seed))]
-    if args.data.is_dir():
-        sets += [("KITTI object, real (20% LiDAR held out)", kitti_object_frames(args.data, args.seed)),
-                 ("KITTI raw, real (20% LiDAR held out)", kitti_raw_frames(args.data, args.seed))]
     accuracy_rows = []
-    for title, frames in sets:
-        result = evaluate(completers, frames, kitti_metrics)
+    for title, frames in outdoor_sets(args):
+        result = evaluate(completers, frames(), kitti_metrics)
         accuracy_rows.append(f"| {title} | " + " | ".join(
             f"{m['rmse']:.1f} / {m['mae']:.1f}" for m in result.values()) + " |")
         print(accuracy_rows[-1], flush=True)

@@ -27,8 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _report import machine, write_section  # noqa: E402
-from student_vs_classical import (Frame, kitti_object_frames, kitti_raw_frames,  # noqa: E402
-                                  synthetic_frames)
+from student_vs_classical import Frame, add_set_arguments, outdoor_sets  # noqa: E402
 from lumde_depth.engine.metrics import MetricAccumulator, mono_metrics  # noqa: E402
 from lumde_depth.geometry.scale import lidar_scale  # noqa: E402
 from lumde_depth.inference import DEFAULT_MONO_MODEL, DepthCompleter  # noqa: E402
@@ -63,26 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MONO_MODEL, help="default: the shipped one")
     parser.add_argument("--compare", nargs="*", default=[], metavar="LABEL=FILE",
                         help="other monocular model files to put beside it")
-    parser.add_argument("--frames", type=int, default=12, help="synthetic held-out frames")
-    parser.add_argument("--seed", type=int, default=20261121, help="seed of the held-out synthetic drive")
-    parser.add_argument("--data", type=Path,
-                        default=Path(os.environ.get("LUMDE_SHARED_DATA", ROOT.parent / "shared" / "data")))
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    add_set_arguments(parser)
     args = parser.parse_args(argv)
 
     floor = untrained_like(args.model, Path(os.environ.get("TMPDIR", "/tmp")) / "lumde_mono_untrained.pt")
     files = {"shipped monocular student" if args.model == DEFAULT_MONO_MODEL else args.model.name: args.model,
              **dict(item.split("=", 1) for item in args.compare), "untrained (floor)": floor}
     completers = {label: DepthCompleter.load(path, backend="auto") for label, path in files.items()}
-    sets = [(f"synthetic held-out (seed {args.seed}, {args.frames} frames, 1242x375, dense ground truth)",
-             lambda: synthetic_frames(args.frames, args.seed))]
-    if args.data.is_dir():
-        sets += [("KITTI object, real (6 frames x 3 draws; 20% of the LiDAR held out as ground truth)",
-                  lambda: kitti_object_frames(args.data, args.seed)),
-                 ("KITTI raw 2011_09_26_0023, real (5 frames x 3 draws; 20% held out)",
-                  lambda: kitti_raw_frames(args.data, args.seed))]
     rows = []
-    for title, frames in sets:
+    for title, frames in outdoor_sets(args):
         for label, completer in completers.items():
             m = scaled_metrics(completer, frames())
             rows.append(f"| {title} | {label} | {m['median']['d1']:.3f} | {m['median']['abs_rel']:.3f} | "

@@ -127,27 +127,39 @@ def evaluate(completers: dict[str, DepthCompleter], frames: Iterator[Frame],
     return {name: acc.result() for name, acc in accs.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="model file (default: the shipped student)")
+def add_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the held-out sets (shared by the benches that evaluate on them)."""
     parser.add_argument("--frames", type=int, default=12, help="synthetic held-out frames")
     parser.add_argument("--seed", type=int, default=20261121, help="seed of the held-out synthetic drive")
     parser.add_argument("--data", type=Path,
                         default=Path(os.environ.get("LUMDE_SHARED_DATA", ROOT.parent / "shared" / "data")))
     parser.add_argument("--no-write", action="store_true", help="print only")
+
+
+def outdoor_sets(args: argparse.Namespace) -> list[tuple[str, Callable[[], Iterator[Frame]]]]:
+    """(title, frames) of the synthetic held-out drive and, where the shared data is, the real KITTI frames."""
+    sets = [(f"synthetic held-out (seed {args.seed}, {args.frames} frames, 1242x375)",
+             lambda: synthetic_frames(args.frames, args.seed))]
+    if args.data.is_dir():
+        sets += [("KITTI object, real (6 frames x 3 draws, 20% LiDAR held out)",
+                  lambda: kitti_object_frames(args.data, args.seed)),
+                 ("KITTI raw 2011_09_26_0023, real (5 frames x 3 draws, 20% LiDAR held out)",
+                  lambda: kitti_raw_frames(args.data, args.seed))]
+    return sets
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="model file (default: the shipped student)")
+    add_set_arguments(parser)
     args = parser.parse_args(argv)
     completers = {"student": DepthCompleter.load(args.model, backend="auto"),
                   "student, network only": DepthCompleter.load(args.model, backend="auto", lidar_align=False),
                   "IP-Basic": DepthCompleter.load(backend="classical")}
     sets: list[tuple[str, str, Iterator[Frame], Callable]] = [
-        ("synthetic held-out (seed %d, %d frames, 1242x375)" % (args.seed, args.frames), "kitti",
-         synthetic_frames(args.frames, args.seed), kitti_metrics)]
+        (title, "kitti", frames(), kitti_metrics) for title, frames in outdoor_sets(args)]
     if args.data.is_dir():
-        sets += [("KITTI object, real (6 frames x 3 draws, 20% LiDAR held out)", "kitti",
-                  kitti_object_frames(args.data, args.seed), kitti_metrics),
-                 ("KITTI raw 2011_09_26_0023, real (5 frames x 3 draws, 20% LiDAR held out)", "kitti",
-                  kitti_raw_frames(args.data, args.seed), kitti_metrics),
-                 ("Redwood living room, real indoor (10 frames, 500 samples)", "nyu",
+        sets += [("Redwood living room, real indoor (10 frames, 500 samples)", "nyu",
                   redwood_frames(args.data, 10, args.seed), nyu_metrics),
                  ("NYU v2 + SUN RGB-D + TUM, real indoor sensors (3 frames, 500 samples)", "nyu",
                   indoor_sensor_frames(args.data, args.seed), nyu_metrics)]
