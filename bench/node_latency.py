@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "test"), str(ROOT / "bench")]
@@ -27,6 +28,7 @@ import node_harness as harness  # noqa: E402
 from _report import machine, write_section  # noqa: E402
 
 from lumde_depth.inference import DEFAULT_MODEL  # noqa: E402
+from lumde_depth.inference.backends import resolve_device  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -96,7 +98,7 @@ def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file:
     frame = dict(np.load(frame_file))
     env = harness.ros_env(domain)
     env["LUMDE_CACHE"] = str(workdir / "cache")
-    params = {"model": str(model), "backend": backend, "device": "cpu", "input_height": args.input_size[0],
+    params = {"model": str(model), "backend": backend, "device": args.device, "input_height": args.input_size[0],
               "input_width": args.input_size[1], "T_cam_lidar": frame["T"].ravel(), "decimation": 1,
               "threads": args.threads, "diagnostics_period": 1.0}
     context = Context()
@@ -161,8 +163,12 @@ def main() -> int:
                              "limited to loopback; written to section node_latency_shm")
     parser.add_argument("--threads", type=int, default=0, help="node inference threads (0 = library default)")
     parser.add_argument("--model", default="", help="model file (default: the shipped student)")
+    parser.add_argument("--device", default="auto",
+                        help="auto | cpu | cuda | cuda:N (auto: cuda when a GPU is usable; the classical backend "
+                             "always runs on the CPU); a CUDA run is written to its own section")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
+    args.device = resolve_device(args.device)
     transport = "rmw_fastrtps_cpp, default transports (UDP loopback for large messages)"
     if args.large_messages_profile:
         transport = "rmw_fastrtps_cpp with config/fastdds_large_messages.xml (16 MB shared-memory segments)"
@@ -181,7 +187,8 @@ def main() -> int:
         load_after = os.getloadavg()[0]
     h, w = frame["rgb"].shape[:2]
     input_size = f"{args.input_size[1]}x{args.input_size[0]}" if args.input_size[0] else "the model's own"
-    lines = [f"Machine: {machine()}; 1-minute load average {load_before:.1f} before and {load_after:.1f} after "
+    gpu = f", GPU {torch.cuda.get_device_name(args.device)}" if args.device.startswith("cuda") else ""
+    lines = [f"Machine: {machine()}{gpu}; network device {args.device}; 1-minute load average {load_before:.1f} before and {load_after:.1f} after "
              f"the run (other work on the machine slows every figure below when it is above ~1).",
              f"Input: {source}, {w}x{h} rgb8 + camera_info + {len(frame['points'])}-point cloud at "
              f"{args.rate:g} Hz for {args.seconds:g} s per backend, over loopback DDS ({transport}). Model: "
@@ -201,12 +208,15 @@ def main() -> int:
     lines += ["", "Message conversion alone (median ms, this process):", "", "| conversion | ms |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in conv.items()]
     flag = " --large-messages-profile" if args.large_messages_profile else ""
-    lines += ["", f"Run: `.venv/bin/python bench/node_latency.py{flag}` (add `--seconds 15` for a quick run)."]
+    lines += ["", f"Run: `.venv/bin/python bench/node_latency.py{flag}` (add `--seconds 15` for a quick run; "
+              "`--device cpu` on a machine with a GPU for the CPU figures)."]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        name = "node_latency_shm" if args.large_messages_profile else "node_latency"
-        title = " with the large-message Fast DDS profile" if args.large_messages_profile else ""
+        name = ("node_latency_shm" if args.large_messages_profile else "node_latency") + (
+            "_cuda" if args.device.startswith("cuda") else "")
+        title = (" with the large-message Fast DDS profile" if args.large_messages_profile else "") + (
+            f" on {args.device}" if args.device.startswith("cuda") else "")
         write_section(name, f"## Node latency{title} (`bench/node_latency.py{flag}`)\n\n" + text)
     return 0
 
