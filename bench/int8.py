@@ -8,9 +8,10 @@ Each network is exported to ONNX (``lumde_depth.engine.export``) at the shipped 
 and quantized by onnxruntime's static quantization (QDQ, per-channel int8 weights, uint8 activations,
 calibrated on network inputs prepared by ``DepthCompleter`` from synthetic frames of a seed used
 nowhere else), once with the convolutions alone quantized and once with every operator onnxruntime
-can quantize. Latency: onnxruntime on the CPU, 1 and 2 threads, the variants run interleaved on the
-same input (median). Accuracy (the trained student only): the node's path (``DepthCompleter`` with
-``lidar_align``) on the held-out sets of ``bench/student_vs_classical.py``, KITTI metrics.
+can quantize. Latency: the node's onnxruntime backend on the CPU, 1 and 2 threads, the variants run
+interleaved on the same input (median). Accuracy (the trained student only): the node's path
+(``DepthCompleter`` with ``lidar_align``) on the held-out sets of ``bench/student_vs_classical.py``,
+KITTI metrics.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,30 +33,20 @@ from lumde_depth.engine.export import QUANTIZED_OPS, export_onnx, quantize_onnx 
 from lumde_depth.cli.export import CALIBRATION_SEED  # noqa: E402
 from lumde_depth.engine.metrics import kitti_metrics  # noqa: E402
 from lumde_depth.inference import DEFAULT_MODEL, DepthCompleter  # noqa: E402
+from lumde_depth.inference.backends import OnnxBackend, median_times, set_inputs  # noqa: E402
 from lumde_depth.models import build  # noqa: E402
 from lumde_depth.models.io import load_model  # noqa: E402
 
 VARIANTS = {"int8, convolutions": QUANTIZED_OPS, "int8, every quantizable op": None}
 
 
-def latency(paths: dict[str, Path], feed: dict[str, np.ndarray], threads: int, runs: int) -> dict[str, float]:
-    """Median milliseconds of one network run per file, the files run interleaved."""
-    import onnxruntime as ort
-
-    sessions = {}
-    for name, path in paths.items():
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sessions[name] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        sessions[name].run(None, feed)
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for _ in range(runs):
-        for name, session in sessions.items():
-            t0 = time.perf_counter()
-            session.run(None, feed)
-            times[name].append(1e3 * (time.perf_counter() - t0))
-    return {name: float(np.median(t)) for name, t in times.items()}
+def latency(paths: dict[str, Path], size: tuple[int, int], feed: dict[str, np.ndarray], threads: int,
+            runs: int) -> dict[str, float]:
+    """Median milliseconds of one network run per file, through the node's onnxruntime backend, interleaved."""
+    backends = [OnnxBackend(path, size, threads) for path in paths.values()]
+    for backend in backends:
+        set_inputs(backend, feed)
+    return dict(zip(paths, median_times(backends, runs)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     model, meta = load_model(args.model or DEFAULT_MODEL)
     size = tuple(meta["input_size"])
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    networks = {f"student ({meta.get('arch', 'lspkd_student')}, {params:.2f}M)": (model, meta),
+    networks = {f"student ({model.arch_name}, {params:.2f}M)": (model, meta),
                 "lspkd_student width 0.5 (7.90M, untrained: speed only)": (build("lspkd_student", width=0.5), meta)}
     work = Path(tempfile.mkdtemp(prefix="lumde_int8_"))
     files: dict[str, dict[str, Path]] = {}
@@ -86,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     speed_rows = []
     for label, paths in files.items():
         for threads in (1, 2):
-            ms = latency(paths, feeds[0], threads, args.runs)
+            ms = latency(paths, size, feeds[0], threads, args.runs)
             speed_rows.append(f"| {label} | {threads} | " + " | ".join(f"{ms[name]:.1f}" for name in paths) + " |")
             print(speed_rows[-1], flush=True)
 
@@ -112,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         "onnxruntime quantize what it can (pooling, additions, concatenations too). 1-minute load average at "
         f"the end: {load:.1f} on {os.cpu_count()} cores (other work slows the 2-thread runs most).",
         "",
-        "Network latency, median ms of one run (variants interleaved on the same input):",
+        "Network latency through the node's onnxruntime backend (no busy-waiting between operators), median "
+        "ms of one run (variants interleaved on the same input):",
         "",
         "| network | threads | " + " | ".join(names) + " |",
         "|---|---:|" + "---:|" * len(names),

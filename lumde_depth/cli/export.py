@@ -16,7 +16,6 @@ on those frames and both speeds are printed, for the user to decide (``bench/int
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -119,27 +118,23 @@ def write_int8(cfg: ExportConfig, fp32: Path, out: Path) -> Path:
     from the calibration frames; print how far its depth is from fp32's on them and both speeds."""
     from lumde_depth.engine.export import quantize_onnx
     from lumde_depth.inference import DepthCompleter
+    from lumde_depth.inference.backends import median_times, set_inputs
 
     prepare = DepthCompleter.load(fp32, backend="onnxruntime", lidar_align=False, warmup=0)
     feeds = [prepare.network_inputs(rgb, sparse, K) for rgb, sparse, K in calibration_frames(cfg)]
     quantize_onnx(fp32, out, feeds)
-    nets = {name: DepthCompleter.load(path, backend="onnxruntime", lidar_align=False).backend
-            for name, path in (("fp32", fp32), ("int8", out))}
-    depth: dict[str, list[np.ndarray]] = {name: [] for name in nets}
-    ms: dict[str, list[float]] = {name: [] for name in nets}
+    nets = [DepthCompleter.load(path, backend="onnxruntime", lidar_align=False).backend for path in (fp32, out)]
+    depth: list[list[np.ndarray]] = [[], []]
     for feed in feeds:
-        for name, net in nets.items():
-            net.rgb[...] = feed["rgb"]
-            if "sparse" in feed:
-                net.sparse[...] = feed["sparse"]
-            t0 = time.perf_counter()
-            depth[name].append(net.run().copy())
-            ms[name].append(1e3 * (time.perf_counter() - t0))
-    a, b = np.stack(depth["fp32"]), np.stack(depth["int8"])
+        for net, outputs in zip(nets, depth):
+            set_inputs(net, feed)
+            outputs.append(net.run().copy())
+    ms_fp32, ms_int8 = median_times(nets, runs=len(feeds))
+    a, b = np.stack(depth[0]), np.stack(depth[1])
     relative = np.abs(b - a) / np.maximum(np.abs(a), 1e-6)
     print(f"{'int8':12s} {out}  |depth - fp32| / fp32 on {len(feeds)} calibration frames: median "
-          f"{np.median(relative):.3g}, p99 {np.percentile(relative, 99):.3g}; one run {np.median(ms['int8']):.1f} ms "
-          f"vs fp32 {np.median(ms['fp32']):.1f} ms here (keep the int8 file only if it is faster and accurate "
+          f"{np.median(relative):.3g}, p99 {np.percentile(relative, 99):.3g}; one run {ms_int8:.1f} ms "
+          f"vs fp32 {ms_fp32:.1f} ms here (keep the int8 file only if it is faster and accurate "
           "enough on your data)")
     return out
 

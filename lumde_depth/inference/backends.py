@@ -72,19 +72,33 @@ def candidate_backends(backend: str, device: str) -> list[str]:
     return ["torch", "onnxruntime"]
 
 
-def fastest(backends: list[Backend], runs: int = 3) -> tuple[Backend, dict[str, float]]:
-    """The backend with the lowest median time over ``runs`` interleaved runs (after one warm-up
-    run each), and the medians in milliseconds by backend name."""
-    times: dict[str, list[float]] = {b.name: [] for b in backends}
+def set_inputs(backend: Backend, inputs: dict[str, np.ndarray]) -> None:
+    """Write network inputs (``rgb``, and ``sparse`` for completion models, as
+    ``DepthCompleter.network_inputs`` returns them) into the backend's buffers."""
+    backend.rgb[...] = inputs["rgb"]
+    if "sparse" in inputs:
+        backend.sparse[...] = inputs["sparse"]
+
+
+def median_times(backends: list[Backend], runs: int = 3) -> list[float]:
+    """Median milliseconds of one run of each backend on its current buffers: ``runs`` runs,
+    interleaved so that load on the machine hits every backend alike, after one warm-up run each."""
+    times: list[list[float]] = [[] for _ in backends]
     for b in backends:
         b.run()
     for _ in range(runs):
-        for b in backends:
+        for b, t in zip(backends, times):
             t0 = time.perf_counter()
             b.run()
-            times[b.name].append(1e3 * (time.perf_counter() - t0))
-    medians = {name: float(np.median(t)) for name, t in times.items()}
-    return min(backends, key=lambda b: medians[b.name]), medians
+            t.append(1e3 * (time.perf_counter() - t0))
+    return [float(np.median(t)) for t in times]
+
+
+def fastest(backends: list[Backend], runs: int = 3) -> tuple[Backend, dict[str, float]]:
+    """The backend with the lowest :func:`median_times`, and the medians in milliseconds by backend name."""
+    medians = median_times(backends, runs)
+    best = int(np.argmin(medians))
+    return backends[best], {b.name: m for b, m in zip(backends, medians)}
 
 
 class TorchBackend:
