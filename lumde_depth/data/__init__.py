@@ -1,4 +1,5 @@
-"""Datasets (KITTI depth completion, KITTI raw sequences, NYUv2), depth file I/O and transforms.
+"""Datasets (KITTI depth completion, KITTI raw sequences, NYUv2), readers of other real rigs (DDAD,
+Argoverse stereo: numpy :class:`RigFrame` records), depth file I/O and transforms.
 
 Every dataset returns the same sample dict: ``rgb`` 3xHxW float in [0, 1], ``sparse`` 1xHxW metres
 (0 = none), ``gt`` 1xHxW metres (0 = invalid; absent without ground truth), ``K`` 3x3 intrinsics of
@@ -17,6 +18,8 @@ _EXPORTS = {
     "DataError": "depth_io", "read_depth_png": "depth_io", "write_depth_png": "depth_io", "read_rgb": "depth_io",
     "KittiDepthCompletion": "kitti_dc", "KittiDepthSelection": "kitti_dc", "KittiRaw": "kitti_raw",
     "NYUv2": "nyuv2", "KINDS": "registry", "build_dataset": "registry",
+    "RigFrame": "rig_frame", "DDADScene": "ddad", "ddad_scenes": "ddad", "ddad_frames": "ddad",
+    "argoverse_stereo_frames": "argoverse",
 }
 __all__ = sorted(_EXPORTS)
 
