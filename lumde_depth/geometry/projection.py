@@ -12,10 +12,18 @@ baseline), and ``T_cam_lidar`` already ends in *this* camera's own optical frame
 (see :mod:`lumde_depth.geometry.calibration`). With ``T_cam_lidar = [I | K^-1 P[:, 3]] @ T_ref_lidar``
 the result equals the KITTI devkit's ``P @ T_ref_lidar @ x`` exactly, and the same matrix is what a
 TF tree (one optical frame per camera) gives.
+
+Raw (distorted) images: with ``D`` (and ``distortion_model``, see :mod:`.distortion`) the points are
+projected through the lens distortion, ``K @ distort(X / Z, Y / Z)``, onto the image as the camera
+published it; ``K`` is then the raw camera's matrix (``CameraInfo.k``), not the rectified ``P``.
+Points farther off-axis than any ray of the image (:func:`.distortion.view_radius`) are dropped
+before distorting, so a polynomial model's fold-back cannot wrap them into the picture.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from lumde_depth.geometry.distortion import coefficients, distort, normalized_to_pixels, view_radius
 
 
 def intrinsic_matrix(K: np.ndarray) -> np.ndarray:
@@ -64,14 +72,16 @@ def splat_nearest(rows: np.ndarray, cols: np.ndarray, depth: np.ndarray, height:
 
 
 def project_to_pixels(points: np.ndarray, T_cam_lidar: np.ndarray, K: np.ndarray, width: int, height: int,
-                      min_depth: float = 0.1, max_depth: float = np.inf
+                      min_depth: float = 0.1, max_depth: float = np.inf, *, D: np.ndarray | None = None,
+                      distortion_model: str = "plumb_bob"
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Project LiDAR points and keep those that land in the image.
 
     Returns ``(rows, cols, depth, index)``: integer pixel of each kept point, its camera-frame
     depth ``z`` (float32 metres) and its index into ``points`` (to look up intensity, rings, ...).
     Points with NaN/inf coordinates, behind the camera, outside ``[min_depth, max_depth]`` or outside
-    the image are dropped.
+    the image are dropped. ``D`` / ``distortion_model``: project onto the raw image of a camera with
+    lens distortion (see the module docstring); None or all zeros = pinhole.
     """
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] < 3:
@@ -82,6 +92,9 @@ def project_to_pixels(points: np.ndarray, T_cam_lidar: np.ndarray, K: np.ndarray
         raise ValueError(f"need 0 < min_depth < max_depth, got min_depth={min_depth}, max_depth={max_depth}")
     T = _check_transform(T_cam_lidar)
     Kc = intrinsic_matrix(K)
+    Dc = coefficients(D, distortion_model)
+    if Dc is not None:
+        return _project_distorted(points, T, Kc, Dc, distortion_model, width, height, min_depth, max_depth)
     A = Kc @ T[:3, :3]  # homogeneous pixel coordinates (u*z, v*z, z) = A @ x + b
     b = Kc @ T[:3, 3]
     # Prefilter in the points' own precision with margins (1 px, 1 mm: far above float32 rounding),
@@ -111,13 +124,36 @@ def project_to_pixels(points: np.ndarray, T_cam_lidar: np.ndarray, K: np.ndarray
             index[inside])
 
 
+def _project_distorted(points: np.ndarray, T: np.ndarray, Kc: np.ndarray, D: np.ndarray, model: str,
+                       width: int, height: int, min_depth: float, max_depth: float
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`project_to_pixels` through lens distortion (float64 throughout)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        cam = points[:, :3].astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+        index = np.flatnonzero((cam[:, 2] >= min_depth) & (cam[:, 2] <= max_depth))  # False for NaN
+    cam = cam[index]
+    xy = cam[:, :2] / cam[:, 2:3]
+    in_view = np.hypot(xy[:, 0], xy[:, 1]) <= view_radius(Kc, D, model, width, height)
+    index, xy, z = index[in_view], xy[in_view], cam[in_view, 2]
+    uv = normalized_to_pixels(distort(xy, D, model), Kc)
+    cols = np.floor(uv[:, 0] + 0.5)
+    rows = np.floor(uv[:, 1] + 0.5)
+    inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+    return (rows[inside].astype(np.int64), cols[inside].astype(np.int64), z[inside].astype(np.float32),
+            index[inside])
+
+
 def project_points(points: np.ndarray, T_cam_lidar: np.ndarray, K: np.ndarray, width: int, height: int,
-                   min_depth: float = 0.1, max_depth: float = np.inf) -> np.ndarray:
+                   min_depth: float = 0.1, max_depth: float = np.inf, *, D: np.ndarray | None = None,
+                   distortion_model: str = "plumb_bob") -> np.ndarray:
     """Sparse depth image of a LiDAR cloud: ``(height, width)`` float32 metres, 0 where no point.
 
     ``points`` is ``(N, >=3)`` (x, y, z first) in the LiDAR frame, ``T_cam_lidar`` the 4x4 transform
     LiDAR -> camera optical frame, ``K`` a 3x3 intrinsic or 3x4 projection matrix (see the module
     docstring for how ``P`` is applied). Where several points fall in one pixel the nearest wins.
+    ``D`` / ``distortion_model``: a raw image with lens distortion (``K`` then is the raw camera's
+    ``CameraInfo.k``); None or all zeros = pinhole.
     """
-    rows, cols, z, _ = project_to_pixels(points, T_cam_lidar, K, width, height, min_depth, max_depth)
+    rows, cols, z, _ = project_to_pixels(points, T_cam_lidar, K, width, height, min_depth, max_depth,
+                                         D=D, distortion_model=distortion_model)
     return splat_nearest(rows, cols, z, height, width)
