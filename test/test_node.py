@@ -164,6 +164,44 @@ def test_node_output_equals_the_pipeline_on_kitti_frames(ros_context, tmp_path, 
 
 
 
+def test_depth_is_nan_above_the_lidar_on_a_real_kitti_frame(ros_context, tmp_path, model_file, shared_data):
+    """REP 118 over DDS: depth/image and depth/points are NaN above the LiDAR's top scan line of the real
+    KITTI frame (the test projects the scan itself); a second node with publish_unsupported:=true, fed by
+    the same publisher, publishes depth there."""
+    frame = harness.kitti_frame(shared_data)
+    frame_file = harness.save_frame(tmp_path / "kitti.npz", frame)
+    params = {"model": str(model_file), "backend": "torch", "device": "cpu", "T_cam_lidar": frame["T"].ravel(),
+              "publish_colored": False, "threads": 1}
+    everything = harness.start_node({**params, "publish_unsupported": True},
+                                    {"depth/image": "/all/depth/image", "depth/points": "/all/depth/points"},
+                                    log=tmp_path / "everything.log", name="lumde_depth_everything")
+    topics = {"depth/image": Image, "depth/points": PointCloud2, "/all/depth/image": Image}
+    try:
+        with running(ros_context, tmp_path, params, frame_file, topics, rate=1.0, count=15) as (listener, wait):
+            wait(lambda: all(listener.got.values()), "no depth from both nodes")
+    finally:
+        harness.stop(everything)
+    height, width = frame["rgb"].shape[:2]
+    # the scan's highest image row per column, projected here with plain numpy (P (3x4) times camera coordinates)
+    cam = frame["points"][:, :3].astype(np.float64) @ frame["T"][:3, :3].T + frame["T"][:3, 3]
+    uvw = cam[cam[:, 2] > 0.1] @ frame["P"][:, :3].T
+    u, v = np.floor(uvw[:, 0] / uvw[:, 2] + 0.5).astype(int), np.floor(uvw[:, 1] / uvw[:, 2] + 0.5).astype(int)
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    top = np.full(width, height)
+    np.minimum.at(top, u[inside], v[inside])
+    top = np.lib.stride_tricks.sliding_window_view(np.pad(top, 8, constant_values=height), 17).min(1)
+    above = np.arange(height)[:, None] < top[None, :]
+    assert 0.25 < above.mean() < 0.5
+
+    depth = convert.image_to_numpy(listener.got["depth/image"][0])
+    assert np.isnan(depth[above]).all()
+    assert np.isfinite(depth[height - 60:, 100:-100]).mean() > 0.95 and np.nanmax(depth) < 90.0
+    cloud = listener.got["depth/points"][0]
+    z = convert.cloud_to_structured(cloud)["z"].reshape(height, width)
+    assert np.isnan(z[above]).all() and np.array_equal(np.isnan(z), np.isnan(depth))
+    assert np.isfinite(convert.image_to_numpy(listener.got["/all/depth/image"][0])[above]).all()
+
+
 def test_best_effort_publisher_and_remapped_topics(ros_context, tmp_path, model_file, small_file):
     """A best-effort publisher that appears after the node (whose best_available inputs then resolved to
     reliable) on remapped topics reaches it; outputs remap too."""

@@ -69,7 +69,8 @@ def _process(args: argparse.Namespace) -> int:
                                         lidar_align=args.lidar_align)
         pipeline = DepthPipeline(completer, decimation=args.decimation, min_depth=defaults.min_depth,
                                  max_depth=defaults.max_depth, colored=not args.no_colored,
-                                 color_range=(defaults.color_near, defaults.color_far))
+                                 color_range=(defaults.color_near, defaults.color_far),
+                                 publish_unsupported=args.publish_unsupported, support_gap=args.support_gap)
         summary = process_bag(args.bag, args.out, pipeline, image_topic=args.image, info_topic=args.camera_info,
                               points_topic=args.points, T_cam_lidar=T, slop=args.slop, queue_size=args.queue_size,
                               exact_sync=args.exact_sync, namespace=args.namespace, gt_dir=args.gt,
@@ -89,6 +90,8 @@ def _process(args: argparse.Namespace) -> int:
 
 
 def _register_process(verbs: argparse._SubParsersAction) -> None:
+    from lumde_depth.ros.params import NodeParams
+
     parser = verbs.add_parser(
         "process", help="run the depth pipeline over a bag (no DDS) and write a bag with the depth topics",
         description="Copy a ROS 2 bag and add depth/image, depth/camera_info, depth/points (and depth/colored) "
@@ -117,6 +120,10 @@ def _register_process(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--namespace", default="", help="namespace of the output topics (default: /depth/...)")
     parser.add_argument("--decimation", type=int, default=1, help="depth/points keeps every n-th pixel")
     parser.add_argument("--no-colored", action="store_true", help="do not write depth/colored")
+    parser.add_argument("--publish-unsupported", action="store_true",
+                        help="write depth the LiDAR does not support too (node: publish_unsupported; default NaN)")
+    parser.add_argument("--support-gap", type=float, default=NodeParams().support_gap, metavar="M",
+                        help="metres a pixel may lie from its nearest LiDAR point (node: support_gap)")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_process)

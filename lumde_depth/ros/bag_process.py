@@ -204,7 +204,7 @@ def process_bag(bag_in: str | Path, bag_out: str | Path, pipeline: DepthPipeline
                     summary.written += 1
                     gt = _ground_truth(gt_dir, index)
                     if gt is not None:
-                        accumulator.update(result.depth, gt)
+                        accumulator.update(result.dense, gt)   # the model's depth, as lumde eval scores it
     summary.metrics, summary.evaluated = accumulator.result(), accumulator.count
     return summary
 

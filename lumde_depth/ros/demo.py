@@ -203,9 +203,10 @@ def process_offline(config: DemoConfig, model: Path | None, input_bag: Path, out
         backend = "classical" if method == "classical" else config.backend
         completer = DepthCompleter.load(model if backend != "classical" else None, backend=backend,
                                         device=config.device)
+        # publish_unsupported: the demo scores both methods against the dense ground truth at every pixel
         pipeline = DepthPipeline(completer, decimation=config.decimation, min_depth=p.min_depth,
                                  max_depth=p.max_depth, colored=method == "model",
-                                 color_range=(p.color_near, p.color_far))
+                                 color_range=(p.color_near, p.color_far), publish_unsupported=True)
         summary = process_bag(input_bag, bag, pipeline, progress=config.progress, log=log)
         written = f" -> {bag}" if method == "model" else ""
         skipped = f"; skipped {summary.errors}" if summary.errors else ""
@@ -257,7 +258,8 @@ def process_live(config: DemoConfig, model: Path | None, input_bag: Path, drive:
     logs = out / "live_logs"
     logs.mkdir(exist_ok=True)
     common = {"calib_file": str(drive.calib), "use_tf": False, "publish_sparse": True, "publish_colored": False,
-              "decimation": config.decimation, "device": config.device, "qos_depth": 10}
+              "decimation": config.decimation, "device": config.device, "qos_depth": 10,
+              "publish_unsupported": True}   # as offline: scored against the dense ground truth everywhere
     nodes = {"model": {**common, "backend": config.backend, "model": str(model) if model else ""},
              "classical": {**common, "backend": "classical"}}
     recorded: dict[str, dict[int, dict[str, np.ndarray]]] = {m: {} for m in METHODS}

@@ -130,7 +130,8 @@ class DepthNode(Node):
         completer = DepthCompleter.load(model or None, backend=p.backend, device=p.device, input_size=size,
                                         fit=p.fit, threads=p.threads, lidar_align=p.lidar_align)
         return DepthPipeline(completer, decimation=p.decimation, min_depth=p.min_depth, max_depth=p.max_depth,
-                             colored=p.publish_colored, color_range=(p.color_near, p.color_far))
+                             colored=p.publish_colored, color_range=(p.color_near, p.color_far),
+                             publish_unsupported=p.publish_unsupported, support_gap=p.support_gap)
 
     def _subscriber(self, msg_type: type, topic: str) -> Any:
         """A message_filters input; counts messages DDS reports lost and notices incompatible publishers."""

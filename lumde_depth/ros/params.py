@@ -63,6 +63,12 @@ class NodeParams:
     decimation: int = field(1, low=1, high=32, doc="depth/points keeps every n-th pixel in both directions")
     min_depth: float = field(0.1, low=0.0001, high=1000.0, doc="metres; nearer LiDAR points and depths dropped")
     max_depth: float = field(100.0, low=0.01, high=10000.0, doc="metres; farther LiDAR points and depths dropped")
+    publish_unsupported: bool = field(False, doc="publish depth the LiDAR does not support too (outside its field "
+                                                 "of view, farther than support_gap from any point, saturated at "
+                                                 "the model's clip); false = NaN there (REP 118)")
+    support_gap: float = field(1.0, low=0.0, high=100.0,
+                               doc="metres (at the pixel's depth) a pixel may lie from its nearest LiDAR point and "
+                                   "still be supported, beyond two ring spacings; 0 = no distance test")
     publish_sparse: bool = field(False, doc="publish depth/sparse (the projected LiDAR, 32FC1)")
     publish_colored: bool = field(True, doc="publish depth/colored (rgb8 colour map)")
     color_near: float = field(1.0, low=0.01, high=1000.0, doc="depth/colored: metres shown red")

@@ -3,7 +3,10 @@
 One synchronized set ``(image, P, LiDAR xyz, T_cam_lidar)`` becomes: the z-buffered sparse depth
 (``project_points`` with the camera_info's 3x4 ``P``), the dense depth (``DepthCompleter``), the
 organized coloured cloud (``organized_cloud``: the back-projected, optionally decimated, dense depth
-with the image's colours) and a colour-mapped depth picture for people. Both the live node and the
+with the image's colours) and a colour-mapped depth picture for people. Depth the LiDAR does not
+support (outside its field of view, far from any point, saturated at the model's clip: see
+:func:`~lumde_depth.geometry.support.support_mask`) is invalid (NaN when published, REP 118) unless
+``publish_unsupported``. Both the live node and the
 offline bag tool call :meth:`DepthPipeline.process`, so their outputs are identical for the same inputs.
 
 The node's ``auto`` mode runs :class:`AutoPipeline`: completion while LiDAR frames arrive, the
@@ -24,6 +27,7 @@ import numpy as np
 
 from lumde_depth.geometry import organized_cloud, project_points
 from lumde_depth.geometry.scale import lidar_scale
+from lumde_depth.geometry.support import support_mask, unsaturated
 from lumde_depth.inference import DepthCompleter
 from lumde_depth.ros import convert
 from lumde_depth.viz import colorize
@@ -42,11 +46,13 @@ class FrameResult:
     """What one frame produced (depth 0 = invalid; cloud NaN = invalid)."""
 
     sparse: np.ndarray | None        # (H, W) float32 metres, projected LiDAR (None in monocular mode)
-    depth: np.ndarray                # (H, W) float32 metres, 0 where no depth
+    depth: np.ndarray                # (H, W) float32 metres, 0 where no depth or not supported (as published)
     cloud: np.ndarray | None         # (H/d, W/d) geometry.XYZRGB organized cloud, optical frame, NaN invalid
     colored: np.ndarray | None       # (H, W, 3) uint8 colour-mapped depth, when asked for
     K: np.ndarray                    # 3x3 intrinsics of the image (left block of P)
     timings: dict[str, float] = field(default_factory=dict)   # milliseconds per stage
+    dense: np.ndarray | None = None  # the network's depth in [min_depth, max_depth] before the support mask
+    support: np.ndarray | None = None  # (H, W) bool, True where supported (None: not masked)
 
 
 def frame_inputs(image: Any, info: Any, cloud: Any | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -77,7 +83,11 @@ class DepthPipeline:
 
     def __init__(self, completer: DepthCompleter, decimation: int = 1, min_depth: float = 0.1,
                  max_depth: float = 100.0, colored: bool = True,
-                 color_range: tuple[float, float] = (1.0, 80.0)) -> None:
+                 color_range: tuple[float, float] = (1.0, 80.0), publish_unsupported: bool = False,
+                 support_gap: float = 1.0) -> None:
+        """``publish_unsupported``: keep the depth the LiDAR does not support (no NaN mask);
+        ``support_gap``: metres a pixel may lie from its nearest LiDAR point, at its depth, and still be
+        supported (0 = no distance test; see :func:`~lumde_depth.geometry.support.support_mask`)."""
         if decimation < 1:
             raise ValueError(f"decimation must be >= 1, got {decimation}")
         if not 0 < min_depth < max_depth:
@@ -88,6 +98,9 @@ class DepthPipeline:
         if not 0 < color_range[0] < color_range[1]:
             raise ValueError(f"color_range must be 0 < near < far, got {color_range}")
         self.colored, self.color_range = colored, (float(color_range[0]), float(color_range[1]))
+        if support_gap < 0:
+            raise ValueError(f"support_gap must be >= 0 metres, got {support_gap}")
+        self.publish_unsupported, self.support_gap = bool(publish_unsupported), float(support_gap)
 
     def process(self, rgb: np.ndarray, P: np.ndarray, points: np.ndarray | None,
                 T_cam_lidar: np.ndarray | None, outputs: Container[str] | None = None,
@@ -120,6 +133,10 @@ class DepthPipeline:
             raise FrameError("bad_input", str(exc)) from None
         t2 = time.perf_counter()
         depth[(depth < self.min_depth) | (depth > self.max_depth)] = 0.0
+        dense, support = depth, self._support(depth, sparse, K, scale)
+        if support is not None:
+            depth = np.where(support, depth, np.float32(0.0))
+        t_support = time.perf_counter()
         cloud = organized_cloud(depth, K, rgb, self.decimation) if outputs is None or "depth/points" in outputs \
             else None
         t3 = time.perf_counter()
@@ -128,8 +145,20 @@ class DepthPipeline:
         t4 = time.perf_counter()
         timings = {"project": 1e3 * (t1 - t0), "complete": 1e3 * (t2 - t1),
                    **{f"complete.{k}": v for k, v in self.completer.last_timings.items()},
-                   "cloud": 1e3 * (t3 - t2), "colorize": 1e3 * (t4 - t3), "total": 1e3 * (t4 - t0)}
-        return FrameResult(sparse, depth, cloud, colored, K, timings)
+                   "support": 1e3 * (t_support - t2), "cloud": 1e3 * (t3 - t_support), "colorize": 1e3 * (t4 - t3),
+                   "total": 1e3 * (t4 - t0)}
+        return FrameResult(sparse, depth, cloud, colored, K, timings, dense, support)
+
+    def _support(self, depth: np.ndarray, sparse: np.ndarray | None, K: np.ndarray,
+                 scale: float) -> np.ndarray | None:
+        """Where ``depth`` is supported (None with ``publish_unsupported``). Camera-only frames have no LiDAR
+        to support them: only the model's saturated values (at its clip times ``scale``) are masked there."""
+        if self.publish_unsupported:
+            return None
+        if sparse is None:
+            low, high = self.completer.depth_range
+            return unsaturated(depth, (low * scale, high * scale))
+        return support_mask(depth, sparse, float(K[0, 0]), self.support_gap, depth_range=self.completer.depth_range)
 
     def _project(self, points: np.ndarray, T_cam_lidar: np.ndarray | None, P: np.ndarray,
                  width: int, height: int) -> np.ndarray:
