@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lumde_depth.data.depth_io import DataError
-from lumde_depth.data.opencalib import find_frames, read_frame
+from lumde_depth.data.opencalib import find_frames, opencalib_frames, read_frame
 from lumde_depth.data.pcd import pcd_xyz, read_pcd
 
 PJLAB = "pjlab_lidar2camera"
@@ -105,3 +105,13 @@ def test_pjlab_files(shared_data):
     first = (root / "lidar2camera/manual_calib/data/0.pcd").read_text().split("DATA ascii\n")[1].split("\n")[0]
     np.testing.assert_allclose(manual.points()[0].tolist(), np.array(first.split(), float), rtol=1e-6)
     assert manual.xyz().shape == (78238, 3) and manual.rgb().shape == (1200, 1920, 3)
+
+
+def test_pjlab_rig_frames(shared_data):
+    frames = opencalib_frames(shared_data / PJLAB)
+    assert len(frames) == 4
+    for f in frames:
+        assert f.rgb.shape == (1200, 1920, 3) and f.depth.shape == (1200, 1920) and f.D is not None
+        assert f.distortion_model == "plumb_bob" and f.points.shape[1] == 3
+        n = np.count_nonzero(f.depth)   # PROVENANCE.md: 10.0k-12.7k points in the image, 6.6-129 m
+        assert 9500 < n < 13000 and 6.0 < f.depth[f.depth > 0].min() and f.depth.max() < 130

@@ -1,5 +1,6 @@
 """Datasets (KITTI depth completion, KITTI raw sequences, NYUv2), readers of other real rigs (DDAD,
-Argoverse stereo: numpy :class:`RigFrame` records), depth file I/O and transforms.
+Argoverse stereo, OpenCalib / PJLab raw distorted frames: numpy :class:`RigFrame` records), ``.pcd``
+clouds, depth file I/O and transforms.
 
 Every dataset returns the same sample dict: ``rgb`` 3xHxW float in [0, 1], ``sparse`` 1xHxW metres
 (0 = none), ``gt`` 1xHxW metres (0 = invalid; absent without ground truth), ``K`` 3x3 intrinsics of
@@ -19,7 +20,8 @@ _EXPORTS = {
     "KittiDepthCompletion": "kitti_dc", "KittiDepthSelection": "kitti_dc", "KittiRaw": "kitti_raw",
     "NYUv2": "nyuv2", "KINDS": "registry", "build_dataset": "registry",
     "RigFrame": "rig_frame", "DDADScene": "ddad", "ddad_scenes": "ddad", "ddad_frames": "ddad",
-    "argoverse_stereo_frames": "argoverse",
+    "argoverse_stereo_frames": "argoverse", "read_pcd": "pcd", "pcd_xyz": "pcd", "OpenCalibFrame": "opencalib",
+    "opencalib_frames": "opencalib",
 }
 __all__ = sorted(_EXPORTS)
 

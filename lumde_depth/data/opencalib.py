@@ -9,7 +9,11 @@ A frame is a raw (distorted) camera image, a LiDAR ``.pcd`` and its calibration,
   one image and one ``.pcd`` (``manual_calib``, ``auto_calib``).
 
 ``D`` is the radial-tangential model that ROS calls ``plumb_bob``; the image is *not* rectified.
-The sample frames live in ``../shared/data/pjlab_lidar2camera`` (:func:`find_frames` lists them).
+The sample frames live in ``../shared/data/pjlab_lidar2camera`` (:func:`find_frames` lists them;
+:func:`opencalib_frames` gives them as :class:`~lumde_depth.data.rig_frame.RigFrame` records, like the
+other real-rig readers). Note: ``auto_calib_v2.0/data/ours/1`` and ``ours/2`` hold OpenCalib's
+auto-calibration *starting* extrinsic (their LiDAR edges sit 10-14 px from the image edges; ``ours/3``
+and ``manual_calib`` 1.3-2.6 px): use those two for accuracy figures.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ import numpy as np
 
 from lumde_depth.data.depth_io import DataError, read_rgb
 from lumde_depth.data.pcd import pcd_xyz, read_pcd
+from lumde_depth.data.rig_frame import RigFrame
+from lumde_depth.geometry.projection import project_points
 
 INTRINSIC_JSON = "center_camera-intrinsic.json"
 EXTRINSIC_JSON = "top_center_lidar-to-center_camera-extrinsic.json"
@@ -51,6 +57,15 @@ class OpenCalibFrame:
     def xyz(self) -> np.ndarray:
         """``(N, 3)`` float32 LiDAR-frame coordinates, invalid (NaN) returns dropped."""
         return pcd_xyz(self.cloud_path)
+
+    def rig_frame(self) -> RigFrame:
+        """The frame as a :class:`RigFrame`: the raw image, its LiDAR projected through the distortion
+        (``depth``, sparse), ``K``, ``D`` and the scan."""
+        rgb, xyz = self.rgb(), self.xyz()
+        depth = project_points(xyz, self.T_cam_lidar, self.K, rgb.shape[1], rgb.shape[0], D=self.D,
+                               distortion_model=self.distortion_model)
+        return RigFrame(rgb=rgb, depth=depth, K=self.K, scene=self.name, camera="center_camera", name=self.name,
+                        points=xyz, T_cam_lidar=self.T_cam_lidar, D=self.D, distortion_model=self.distortion_model)
 
 
 def _numbers(text: str, key: str, sizes: tuple[int, ...], path: Path) -> np.ndarray:
@@ -124,3 +139,8 @@ def find_frames(root: str | Path) -> list[OpenCalibFrame]:
         seen.add(key)
         frames.append(read_frame(folder, str(folder.relative_to(root))))
     return frames
+
+
+def opencalib_frames(root: str | Path) -> list[RigFrame]:
+    """:func:`find_frames` read as :class:`~lumde_depth.data.rig_frame.RigFrame` records."""
+    return [frame.rig_frame() for frame in find_frames(root)]
