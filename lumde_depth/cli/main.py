@@ -14,7 +14,7 @@ from lumde_depth import __version__
 from lumde_depth.config import ConfigError
 
 COMMANDS: tuple[str, ...] = ("demo", "synth", "train", "distill", "eval", "prune_test", "bench", "export",
-                             "kitti2bag", "bag")
+                             "kitti2bag", "bag", "adapt")
 
 
 def build_parser() -> argparse.ArgumentParser:

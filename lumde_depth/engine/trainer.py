@@ -100,8 +100,12 @@ def build_teacher(cfg: ExperimentConfig) -> Any:
     return load_teacher(cfg.teacher.source)
 
 
-def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> dict[str, Any] | None:
-    """Check the run dir against ``--resume``; returns the checkpoint to resume from (or None)."""
+def prepare_run_dir(run_dir: Path, cfg: Any, resume: bool, free: tuple[str, ...] = FREE_ON_RESUME
+                    ) -> dict[str, Any] | None:
+    """Check the run dir against ``--resume``; returns the checkpoint to resume from (or None).
+
+    ``cfg``: the run's configuration (a config dataclass or a plain dict); keys starting with one of
+    ``free`` may differ between the interrupted run and its resume."""
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is None:
         return None
@@ -109,7 +113,8 @@ def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> dict[
         raise ConfigError(f"{run_dir} already holds checkpoints (newest {latest.name}); pass --resume to "
                           "continue that run, or --out NEW_DIR to start another")
     state = ckpt.load_checkpoint(latest)
-    differ = [k for k in _differences(state["config"], to_dict(cfg)) if not k.startswith(FREE_ON_RESUME)]
+    current = cfg if isinstance(cfg, dict) else to_dict(cfg)
+    differ = [k for k in _differences(state["config"], current) if not k.startswith(free)]
     if differ:
         raise ConfigError(f"--resume: the configuration differs from the one {run_dir} was started with at "
                           f"{', '.join(differ)}; resume with the same config and overrides")

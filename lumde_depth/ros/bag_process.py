@@ -153,11 +153,7 @@ def process_bag(bag_in: str | Path, bag_out: str | Path, pipeline: DepthPipeline
         inputs = choose_inputs(reader.connections, image_topic, info_topic, points_topic)
         images: dict[int, tuple[int, int]] = {}  # id(image message) -> (frame index, bag time)
         static_tf = StaticTransforms()
-        filters = [message_filters.SimpleFilter() for _ in inputs]
-        sync = (message_filters.TimeSynchronizer(filters, queue_size) if exact_sync
-                else message_filters.ApproximateTimeSynchronizer(filters, queue_size, slop))
-        ready: list[tuple[Any, ...]] = []
-        sync.registerCallback(lambda *msgs: ready.append(msgs))
+        filters, ready = synchronizer(queue_size, slop, exact_sync)
         with new_bag(bag_out, storage) as writer:
             copies = {}
             for conn in reader.connections:
@@ -209,9 +205,20 @@ def process_bag(bag_in: str | Path, bag_out: str | Path, pipeline: DepthPipeline
     return summary
 
 
-def _process_set(pipeline: DepthPipeline, image: Any, info: Any, cloud: Any,
-                 extrinsic: np.ndarray | StaticTransforms) -> Any:
-    """One synchronized (image, camera_info, cloud) set through the pipeline, with the node's checks.
+def synchronizer(queue_size: int, slop: float, exact_sync: bool) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """The node's synchronizer over (image, camera_info, cloud): feed ``filters[i].signalMessage(msg)``;
+    complete sets are appended to the returned list."""
+    filters = [message_filters.SimpleFilter() for _ in range(3)]
+    sync = (message_filters.TimeSynchronizer(filters, queue_size) if exact_sync
+            else message_filters.ApproximateTimeSynchronizer(filters, queue_size, slop))
+    ready: list[tuple[Any, ...]] = []
+    sync.registerCallback(lambda *msgs: ready.append(msgs))
+    return filters, ready
+
+
+def set_inputs(image: Any, info: Any, cloud: Any, extrinsic: np.ndarray | StaticTransforms
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(rgb, P, xyz, T_cam_lidar)`` of a synchronized set, with the node's checks (:class:`FrameError`).
 
     ``extrinsic``: the fixed ``T_cam_lidar``, or the bag's static TF tree to look it up in."""
     rgb, P, xyz = frame_inputs(image, info, cloud)
@@ -223,4 +230,10 @@ def _process_set(pipeline: DepthPipeline, image: Any, info: Any, cloud: Any,
     if T is None:
         raise FrameError("no_extrinsic", f"no transform {cloud.header.frame_id!r} -> {image.header.frame_id!r} in "
                                          f"the bag's /tf_static: give --T-cam-lidar or --calib")
-    return pipeline.process(rgb, P, xyz, T)
+    return rgb, P, xyz, T
+
+
+def _process_set(pipeline: DepthPipeline, image: Any, info: Any, cloud: Any,
+                 extrinsic: np.ndarray | StaticTransforms) -> Any:
+    """One synchronized (image, camera_info, cloud) set through the pipeline, with the node's checks."""
+    return pipeline.process(*set_inputs(image, info, cloud, extrinsic))

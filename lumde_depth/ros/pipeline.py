@@ -125,7 +125,7 @@ class DepthPipeline:
         height, width = rgb.shape[:2]
         sparse = None
         if points is not None:
-            sparse = self._project(points, T_cam_lidar, P, width, height)
+            sparse = project_cloud(points, T_cam_lidar, P, width, height, self.min_depth, self.max_depth)
         t1 = time.perf_counter()
         try:
             depth = self.completer.complete(rgb, sparse, K) * np.float32(scale)
@@ -160,22 +160,25 @@ class DepthPipeline:
             return unsaturated(depth, (low * scale, high * scale))
         return support_mask(depth, sparse, float(K[0, 0]), self.support_gap, depth_range=self.completer.depth_range)
 
-    def _project(self, points: np.ndarray, T_cam_lidar: np.ndarray | None, P: np.ndarray,
-                 width: int, height: int) -> np.ndarray:
-        points = np.asarray(points)
-        if points.ndim != 2 or points.shape[1] < 3:
-            raise FrameError("bad_cloud", f"cloud must be (N, >=3) x, y, z, got shape {points.shape}")
-        if points.shape[0] == 0:
-            raise FrameError("empty_cloud", "the LiDAR cloud has no finite points (all NaN or empty)")
-        if T_cam_lidar is None:
-            raise FrameError("no_extrinsic", "no LiDAR -> camera transform: publish TF, or set the "
-                                             "T_cam_lidar or calib_file parameter")
-        sparse = project_points(points, T_cam_lidar, P, width, height, self.min_depth, self.max_depth)
-        if not sparse.any():
-            raise FrameError("no_points_in_view", f"none of the {points.shape[0]} LiDAR points projects into the "
-                                                  "image: check T_cam_lidar (LiDAR -> camera optical frame) "
-                                                  "and the cloud's frame")
-        return sparse
+
+def project_cloud(points: np.ndarray, T_cam_lidar: np.ndarray | None, P: np.ndarray, width: int, height: int,
+                  min_depth: float = 0.1, max_depth: float = np.inf) -> np.ndarray:
+    """The z-buffered sparse depth of a LiDAR cloud in the image, with the node's checks: a
+    :class:`FrameError` for a malformed or empty cloud, a missing extrinsic, or no point in view."""
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise FrameError("bad_cloud", f"cloud must be (N, >=3) x, y, z, got shape {points.shape}")
+    if points.shape[0] == 0:
+        raise FrameError("empty_cloud", "the LiDAR cloud has no finite points (all NaN or empty)")
+    if T_cam_lidar is None:
+        raise FrameError("no_extrinsic", "no LiDAR -> camera transform: publish TF, or set the "
+                                         "T_cam_lidar or calib_file parameter")
+    sparse = project_points(points, T_cam_lidar, P, width, height, min_depth, max_depth)
+    if not sparse.any():
+        raise FrameError("no_points_in_view", f"none of the {points.shape[0]} LiDAR points projects into the "
+                                              "image: check T_cam_lidar (LiDAR -> camera optical frame) "
+                                              "and the cloud's frame")
+    return sparse
 
 
 class MonoScale:

@@ -1,0 +1,210 @@
+"""A user's own recording as frames of (camera image, projected LiDAR depth, intrinsics): what ``lumde adapt`` reads.
+
+A :class:`Recording` is a named, re-iterable sequence of :class:`RecordingFrame` in time order
+(``frames()`` may be called more than once: once to train, once to score). Readers here (no ROS):
+
+- :func:`kitti_raw_recording`: a KITTI raw drive folder ``<date>/<drive>_sync`` (or a root holding
+  ``<date>`` folders), read by :class:`~lumde_depth.data.kitti_raw.KittiRaw`;
+- :func:`folder_recording`: a plain folder, the layout documented in :data:`FOLDER_LAYOUT`.
+
+ROS 1 / ROS 2 bags are read in the ROS layer (:mod:`lumde_depth.ros.bag_frames`) into the same frames.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import yaml
+
+from lumde_depth.data.depth_io import DataError, read_rgb, read_velodyne_bin
+from lumde_depth.geometry import project_points
+
+FOLDER_LAYOUT = """\
+<folder>/calib.yaml         K: [fx, 0, cx, 0, fy, cy, 0, 0, 1]  (3x3, row-major; or a nested 3x3 list)
+                            T_cam_lidar: 16 floats row-major (LiDAR -> camera optical frame; or nested 4x4)
+                            width, height: image size in pixels
+                            D: [k1, k2, p1, p2, k3]  (optional; must be zeros: the images must be undistorted)
+<folder>/images/<stem>.png|.jpg     camera images, in time order by name
+<folder>/scans/<stem>.bin|.npz|.npy LiDAR scans of the same stems, in the LiDAR frame:
+                                    .bin float32 x, y, z, intensity (KITTI); .npy / .npz an (N, >=3) array
+                                    (npz: key 'points' or 'data', or its only array)"""
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_SCAN_SUFFIXES = (".bin", ".npz", ".npy")
+_DRIVE = re.compile(r"^\d{4}_\d{2}_\d{2}_drive_\d{4}_(sync|extract)$")
+
+
+@dataclass
+class RecordingFrame:
+    """One frame of a recording at the camera's own resolution."""
+
+    rgb: np.ndarray      # (H, W, 3) uint8
+    sparse: np.ndarray   # (H, W) float32 metres, the LiDAR projected into this image (0 = no point)
+    K: np.ndarray        # 3x3 intrinsics of this image
+    name: str            # unique frame id, e.g. "<drive>/image_02/0000000005"
+
+
+class Recording:
+    """A named sequence of frames, each loaded on demand (``load(i)``), re-iterable in time order."""
+
+    def __init__(self, name: str, loaders: Sequence[Callable[[], RecordingFrame]]) -> None:
+        if not loaders:
+            raise DataError(f"{name}: the recording holds no frames")
+        self.name = name
+        self._loaders = list(loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+    def load(self, index: int) -> RecordingFrame:
+        return self._loaders[index]()
+
+    def frames(self, indices: Sequence[int] | None = None) -> Iterator[RecordingFrame]:
+        for index in range(len(self)) if indices is None else indices:
+            yield self.load(index)
+
+    def subset(self, indices: Sequence[int], name: str | None = None) -> "Recording":
+        """The frames ``indices`` (in that order) as a recording of their own."""
+        return Recording(name or self.name, [self._loaders[i] for i in indices])
+
+
+# ---------------------------------------------------------------------- KITTI raw
+def kitti_raw_recording(path: str | Path, camera: str = "image_02") -> Recording:
+    """A KITTI raw drive folder (``.../<date>/<date>_drive_XXXX_sync``), or a root of ``<date>`` folders
+    (every drive under it): the camera's frames with the LiDAR scan (or its ``proj_depth`` npz) projected."""
+    from lumde_depth.data.kitti_raw import KittiRaw
+    from lumde_depth.data.sample import rgb_array
+
+    path = Path(path)
+    drive = path if _DRIVE.match(path.name) else None
+    dataset = KittiRaw(path.parent.parent if drive else path, "all", cameras=(camera,), triplets=False)
+    if drive is not None:
+        dataset.frames = [f for f in dataset.frames if f.drive.resolve() == drive.resolve()]
+        if not dataset.frames:
+            raise DataError(f"{path}: no {camera} frames in this KITTI raw drive")
+
+    def loader(index: int) -> Callable[[], RecordingFrame]:
+        def load() -> RecordingFrame:
+            sample = dataset[index]
+            return RecordingFrame(rgb_array(sample["rgb"]), sample["sparse"][0].numpy(), sample["K"].numpy()
+                                  .astype(np.float64), sample["name"])
+        return load
+
+    return Recording(str(path), [loader(i) for i in range(len(dataset))])
+
+
+def is_kitti_raw(path: Path) -> bool:
+    """A KITTI raw drive folder, or a folder of ``<date>`` folders holding drives."""
+    if _DRIVE.match(path.name) and (path / "image_02").is_dir():
+        return True
+    return path.is_dir() and any(d.is_dir() and _DRIVE.match(d.name) for date in path.iterdir() if date.is_dir()
+                                 for d in date.iterdir())
+
+
+# ---------------------------------------------------------------------- plain folder
+def _matrix(value: object, shape: tuple[int, int], key: str, path: Path) -> np.ndarray:
+    try:
+        matrix = np.asarray(value, dtype=np.float64).reshape(shape)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: '{key}' must be {shape[0] * shape[1]} numbers ({shape[0]}x{shape[1]} row-major), "
+                        f"got {value!r}") from None
+    if not np.all(np.isfinite(matrix)):
+        raise DataError(f"{path}: '{key}' holds NaN or inf")
+    return matrix
+
+
+def read_folder_calib(path: Path) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``(K, T_cam_lidar, width, height)`` of a recording folder's ``calib.yaml``."""
+    if not path.is_file():
+        raise DataError(f"{path}: calibration not found; a recording folder needs it:\n{FOLDER_LAYOUT}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path}: not valid yaml ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a mapping with K, T_cam_lidar, width, height:\n{FOLDER_LAYOUT}")
+    missing = [k for k in ("K", "T_cam_lidar", "width", "height") if k not in data]
+    if missing:
+        raise DataError(f"{path}: missing {', '.join(missing)}; the layout is:\n{FOLDER_LAYOUT}")
+    unknown = sorted(set(data) - {"K", "T_cam_lidar", "width", "height", "D"})
+    if unknown:
+        raise DataError(f"{path}: unknown key(s) {', '.join(unknown)} (valid: K, T_cam_lidar, width, height, D)")
+    K = _matrix(data["K"], (3, 3), "K", path)
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise DataError(f"{path}: K must have positive focal lengths, got fx={K[0, 0]}, fy={K[1, 1]}")
+    T = _matrix(data["T_cam_lidar"], (4, 4), "T_cam_lidar", path)
+    D = np.asarray(data.get("D") or [], dtype=np.float64)
+    if np.any(D != 0):
+        raise DataError(f"{path}: D = {D.tolist()} has non-zero distortion coefficients; this reader projects "
+                        "with a pinhole model: undistort the images first (e.g. OpenCV's undistort with K and D) "
+                        "and set D to zeros or remove it")
+    width, height = int(data["width"]), int(data["height"])
+    if width <= 0 or height <= 0:
+        raise DataError(f"{path}: width and height must be positive, got {width}x{height}")
+    return K, T, width, height
+
+
+def read_scan(path: Path) -> np.ndarray:
+    """LiDAR points ``(N, >=3)`` of a ``.bin`` (KITTI float32 x, y, z, i), ``.npy`` or ``.npz`` file."""
+    if path.suffix == ".bin":
+        return read_velodyne_bin(path)
+    try:
+        if path.suffix == ".npy":
+            points = np.load(path, allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as data:
+                keys = [k for k in ("points", "data") if k in data.files] or data.files
+                if len(keys) != 1:
+                    raise DataError(f"{path}: npz holds {', '.join(data.files) or 'nothing'}; store the points "
+                                    "as one array named 'points'")
+                points = data[keys[0]]
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read LiDAR points ({exc})") from None
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise DataError(f"{path}: LiDAR points must be an (N, >=3) array of x, y, z[, ...], got shape {points.shape}")
+    return points
+
+
+def folder_recording(path: str | Path) -> Recording:
+    """A plain folder of images, scans and one calibration (:data:`FOLDER_LAYOUT`)."""
+    path = Path(path)
+    K, T, width, height = read_folder_calib(path / "calib.yaml")
+    images = sorted(p for p in (path / "images").glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES) \
+        if (path / "images").is_dir() else []
+    if not images:
+        raise DataError(f"{path / 'images'}: no .png / .jpg images; the layout is:\n{FOLDER_LAYOUT}")
+    scans = {p.stem: p for p in (path / "scans").glob("*") if p.suffix in _SCAN_SUFFIXES} \
+        if (path / "scans").is_dir() else {}
+    lacking = [p.name for p in images if p.stem not in scans]
+    if lacking:
+        raise DataError(f"{path / 'scans'}: no scan (.bin / .npz / .npy) for image(s) {', '.join(lacking[:5])}"
+                        f"{' ...' if len(lacking) > 5 else ''}: every image needs the scan of the same name")
+
+    def loader(image: Path) -> Callable[[], RecordingFrame]:
+        def load() -> RecordingFrame:
+            rgb = read_rgb(image)
+            if rgb.shape[:2] != (height, width):
+                raise DataError(f"{image}: the image is {rgb.shape[1]}x{rgb.shape[0]} but calib.yaml says "
+                                f"{width}x{height}")
+            sparse = project_points(read_scan(scans[image.stem]), T, K, width, height)
+            return RecordingFrame(rgb, sparse, K.copy(), f"{path.name}/{image.stem}")
+        return load
+
+    return Recording(str(path), [loader(p) for p in images])
+
+
+def open_recording(path: str | Path, camera: str = "image_02") -> Recording:
+    """The recording at ``path``: a folder with ``calib.yaml`` (:func:`folder_recording`) or a KITTI raw
+    drive (:func:`kitti_raw_recording`). Bags are read by :func:`lumde_depth.ros.bag_frames.bag_recording`."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such recording (give a bag, a KITTI raw drive folder or a folder with calib.yaml)")
+    if (path / "calib.yaml").is_file() or (path / "images").is_dir():
+        return folder_recording(path)
+    if path.is_dir() and is_kitti_raw(path):
+        return kitti_raw_recording(path, camera)
+    raise DataError(f"{path}: not a recording lumde can read: expected a ROS 1 / ROS 2 bag, a KITTI raw drive "
+                    f"folder (<date>/<date>_drive_XXXX_sync), or a folder laid out as\n{FOLDER_LAYOUT}")

@@ -1,0 +1,438 @@
+"""``lumde adapt``: self-supervised fine-tuning of a completion model on a user's own unlabelled recording.
+
+No ground truth is needed: the recording's own LiDAR is the target. Each training sample is a frame
+of the recording at the network's input scale (resized exactly as :class:`DepthCompleter` resizes it
+for the node: :meth:`DepthCompleter.network_inputs`), randomly cropped and flipped; part of its LiDAR
+points are held out of the input (:func:`holdout_split`: random points, whole elevation bands =
+LiDAR rings / rows, rectangular patches) and the loss is the error at the held-out points. A share
+``synthetic_ratio`` of the samples are synthetic frames (:func:`lumde_depth.data.synth.render_frames`)
+with their dense ground truth, so that what the model learned there is kept.
+
+The recording's last frames (a contiguous block, ``holdout``), or a second recording, are never
+trained on: the before / after report scores the models on them, as the node runs them (full
+resolution, ``lidar_align`` on) and network only, against 20 % of their LiDAR points held out of the
+input (the sparse-to-sparse protocol of ``bench/student_vs_classical.py``), with IP-Basic for reference.
+
+Resumable: a training-state checkpoint every ``checkpoint_every`` steps
+(:mod:`lumde_depth.engine.checkpoint`); the samples of step ``s`` depend only on ``(seed, s)``, so a
+resumed run draws exactly the batches the interrupted one would have.
+
+Python entry point: :func:`adapt` (``bench/real_accuracy.py`` calls it per held-out scene).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lumde_depth.config import ConfigError, field, from_dict, to_dict
+from lumde_depth.data.recording import Recording, RecordingFrame
+from lumde_depth.engine import checkpoint as ckpt
+from lumde_depth.engine.logs import MetricsLog
+from lumde_depth.engine.metrics import MetricAccumulator, kitti_metrics
+from lumde_depth.engine.trainer import prepare_run_dir
+from lumde_depth.geometry import crop_intrinsics
+from lumde_depth.inference import DepthCompleter
+from lumde_depth.inference.backends import TorchBackend, resolve_device
+from lumde_depth.inference.completer import DEFAULT_MODEL
+from lumde_depth.models.io import load_model, save_model
+
+LOSSES = ("l1", "berhu", "log_l1")
+EVAL_HOLDOUT = 0.2   # share of a scored frame's LiDAR points held out as its ground truth
+KITTI_WIDTH = 1242   # width of the synthetic generator's camera at camera_scale 1
+FREE_ON_RESUME = ("progress", "threads", "log_every", "keep", "device")
+
+
+@dataclass
+class AdaptConfig:
+    steps: int = field(600, low=1, high=10_000_000, doc="optimizer steps")
+    batch_size: int = field(4, low=1, high=256)
+    lr: float = field(1e-4, low=0.0, high=1.0, doc="Adam learning rate at the start (poly decay to 0)")
+    crop: list[int] = field(default_factory=lambda: [160, 320], low=8,
+                            doc="training crop (height, width) at the network's input scale")
+    input_size: list[int] = field(default_factory=list, low=8,
+                                  doc="network input (height, width) of the adapted model; empty = the source "
+                                      "model's pixel count at the recording's aspect ratio (its own size when "
+                                      "the aspect ratio is the same)")
+    max_depth: float = field(0.0, low=0.0, high=1000.0,
+                             doc="upper end of the adapted model's depth range (m); 0 = the larger of the source "
+                                 "model's and the recording's 99.9th LiDAR depth percentile")
+    synthetic_ratio: float = field(0.25, low=0.0, high=1.0, doc="share of the samples that are synthetic frames")
+    synthetic_frames: int = field(24, low=1, high=10_000, doc="synthetic frames rendered for the mix")
+    synthetic_seed: int = field(0, low=0)
+    holdout: float = field(0.2, low=0.0, high=0.9,
+                           doc="share of the recording's frames kept for the report (a contiguous block at the "
+                               "end, never trained on); ignored when a separate evaluation recording is given")
+    loss: str = field("l1", choices=LOSSES, doc="error at the held-out LiDAR points: l1 (m), berhu, log_l1")
+    seed: int = field(0, low=0)
+    eval_draws: int = field(1, low=1, high=20, doc="random 20 % hold-out draws per scored frame")
+    checkpoint_every: int = field(100, low=1)
+    keep: int = field(2, low=1, doc="training-state checkpoints kept")
+    log_every: int = field(25, low=1, doc="a plain progress line (and a train.csv row) every N steps")
+    device: str = field("auto", doc="auto | cpu | cuda | cuda:N")
+    threads: int = field(0, low=0, high=256, doc="CPU threads of torch (0 = library default)")
+    progress: bool = field(True, doc="tqdm progress bar")
+
+
+@dataclass
+class AdaptResult:
+    run_dir: Path
+    model_path: Path
+    report: dict[str, Any]
+
+
+# ---------------------------------------------------------------------- held-out LiDAR targets
+def holdout_split(sparse: np.ndarray, K: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split a sparse depth map into ``(input, target)``: a random share of the points, plus with
+    probability 1/2 each whole elevation bands (the LiDAR's rings, or rows of a non-scanning pattern,
+    as seen from the camera) and rectangular patches, go to the target; the rest stay in the input."""
+    height, width = sparse.shape
+    valid = sparse > 0
+    drop = rng.random(sparse.shape) < rng.uniform(0.1, 0.4)
+    if rng.random() < 0.5:
+        Kinv = np.linalg.inv(np.asarray(K, np.float64)[:3, :3])
+        u, v = np.meshgrid(np.arange(width), np.arange(height))
+        rays = np.einsum("ij,jhw->ihw", Kinv, np.stack([u, v, np.ones_like(u)]).astype(np.float64))
+        elevation = np.degrees(np.arctan2(-rays[1], np.hypot(rays[0], rays[2])))
+        band = rng.uniform(0.3, 2.0)
+        index = np.floor((elevation - elevation.min()) / band + rng.random()).astype(np.int64)
+        drop |= (rng.random(index.max() + 1) < rng.uniform(0.15, 0.4))[index]
+    if rng.random() < 0.5:
+        for _ in range(int(rng.integers(1, 4))):
+            ph, pw = int(rng.integers(height // 8, height // 3 + 1)), int(rng.integers(width // 8, width // 3 + 1))
+            top, left = int(rng.integers(0, height - ph + 1)), int(rng.integers(0, width - pw + 1))
+            drop[top:top + ph, left:left + pw] = True
+    zero = np.float32(0.0)
+    return np.where(valid & ~drop, sparse, zero), np.where(valid & drop, sparse, zero)
+
+
+def point_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-sample mean error at the pixels where ``target > 0`` (B), 0 for a sample without targets."""
+    mask = (target > 0).to(pred.dtype)
+    if kind == "l1":
+        err = (pred - target).abs()
+    elif kind == "log_l1":
+        err = (pred.clamp_min(1e-3).log() - target.clamp_min(1e-3).log()).abs()
+    elif kind == "berhu":
+        diff = (pred - target).abs() * mask
+        c = (0.2 * diff.flatten(1).amax(1)).clamp_min(1e-6).view(-1, 1, 1, 1)
+        err = torch.where(diff <= c, diff, (diff ** 2 + c ** 2) / (2 * c))
+    else:
+        raise ValueError(f"unknown loss {kind!r}; use one of {', '.join(LOSSES)}")
+    return (err * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1.0)
+
+
+# ---------------------------------------------------------------------- network-scale samples
+@dataclass
+class NetFrame:
+    """A frame at the network's input scale: ``rgb`` 3xhxw (normalised as the model expects),
+    ``sparse`` and ``gt`` (synthetic only) hxw metres, ``K`` 3x3."""
+
+    rgb: np.ndarray
+    sparse: np.ndarray
+    K: np.ndarray
+    gt: np.ndarray | None = None
+
+
+def network_input_size(source: tuple[int, int], height: int, width: int) -> tuple[int, int]:
+    """The source model's input size when the image has its aspect ratio, else the same pixel count at
+    the image's aspect ratio (even sizes): what the adapted model runs at by default."""
+    sh, sw = source
+    if abs(math.log((width / height) / (sw / sh))) < 0.01:
+        return sh, sw
+    aspect = width / height
+    h = 2 * max(4, round(math.sqrt(sh * sw / aspect) / 2))
+    return min(h, height), min(2 * round(h * aspect / 2), width)
+
+
+def _check_depths(frame: RecordingFrame) -> None:
+    if frame.sparse.shape != frame.rgb.shape[:2]:
+        raise ValueError(f"{frame.name}: sparse depth {frame.sparse.shape} and image {frame.rgb.shape[:2]} differ")
+    if not (frame.sparse > 0).any():
+        raise ValueError(f"{frame.name}: no LiDAR point projects into the image: check the LiDAR -> camera "
+                         "transform (T_cam_lidar) and the calibration")
+
+
+def _crop_flip(frame: NetFrame, crop: tuple[int, int], rng: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    h, w = frame.sparse.shape
+    ch, cw = min(crop[0], h), min(crop[1], w)
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    box = (slice(top, top + ch), slice(left, left + cw))
+    rgb, sparse = frame.rgb[(slice(None), *box)], frame.sparse[box]
+    gt = frame.gt[box] if frame.gt is not None else None
+    K = crop_intrinsics(frame.K, top, left)
+    if rng.random() < 0.5:
+        rgb, sparse = rgb[..., ::-1], sparse[..., ::-1]
+        gt = gt[..., ::-1] if gt is not None else None
+        K = K.copy()
+        K[0, 2] = (cw - 1) - K[0, 2]
+    return rgb, sparse, gt, K
+
+
+def make_batch(real: list[NetFrame], synthetic: list[NetFrame], cfg: AdaptConfig, step: int
+               ) -> dict[str, torch.Tensor]:
+    """The batch of ``step``: a function of ``(cfg.seed, step)`` only (exact resumes)."""
+    rng = np.random.default_rng([cfg.seed, step])
+    rgbs, inputs, targets, is_synth = [], [], [], []
+    crop = (cfg.crop[0], cfg.crop[1])
+    for _ in range(cfg.batch_size):
+        synth = bool(synthetic) and rng.random() < cfg.synthetic_ratio
+        pool = synthetic if synth else real
+        rgb, sparse, gt, K = _crop_flip(pool[int(rng.integers(len(pool)))], crop, rng)
+        if synth:
+            inp, target = sparse, gt
+        else:
+            inp, target = holdout_split(sparse, K, rng)
+        rgbs.append(np.ascontiguousarray(rgb))
+        inputs.append(np.ascontiguousarray(inp))
+        targets.append(np.ascontiguousarray(target))
+        is_synth.append(synth)
+    size = min(r.shape[1] for r in rgbs), min(r.shape[2] for r in rgbs)   # synthetic and real crops may differ
+    cut = lambda a: a[..., :size[0], :size[1]]  # noqa: E731
+    return {"rgb": torch.from_numpy(np.stack([cut(r) for r in rgbs])),
+            "sparse": torch.from_numpy(np.stack([cut(s) for s in inputs]))[:, None],
+            "target": torch.from_numpy(np.stack([cut(t) for t in targets]))[:, None],
+            "synthetic": torch.tensor(is_synth)}
+
+
+# ---------------------------------------------------------------------- scoring
+def completer_for(model: torch.nn.Module, meta: dict[str, Any], device: str = "cpu") -> DepthCompleter:
+    """A :class:`DepthCompleter` running ``model`` in memory at ``meta['input_size']`` (what the node runs
+    once the model is saved with ``meta``)."""
+    return DepthCompleter(TorchBackend(model, tuple(meta["input_size"]), False, device), meta)
+
+
+def score(completers: dict[str, DepthCompleter | None], frames: Iterable[RecordingFrame], seed: int, draws: int = 1,
+          progress: bool = False) -> dict[str, dict[str, float]]:
+    """KITTI metrics of each completer on ``frames`` against 20 % of each frame's LiDAR points held out
+    of its input (``draws`` seeded draws per frame). Completers run as the node runs them (``name``) and,
+    for network models, network only (``name, network only``: ``lidar_align`` off)."""
+    accumulators: dict[str, MetricAccumulator] = {}
+    for index, frame in enumerate(tqdm(frames, desc="scoring", unit="frame", disable=not progress)):
+        _check_depths(frame)
+        rng = np.random.default_rng([seed, index])
+        for _ in range(draws):
+            held = (frame.sparse > 0) & (rng.random(frame.sparse.shape) < EVAL_HOLDOUT)
+            inp = np.where(held, 0.0, frame.sparse).astype(np.float32)
+            gt = np.where(held, frame.sparse, 0.0).astype(np.float32)
+            for name, completer in completers.items():
+                modes = [(name, True)] + ([(f"{name}, network only", False)] if completer.backend is not None else [])
+                for label, align in modes:
+                    completer.lidar_align = align
+                    pred = completer.complete(frame.rgb, inp, frame.K)
+                    accumulators.setdefault(label, MetricAccumulator(kitti_metrics)).update(pred, gt)
+                completer.lidar_align = completer.backend is not None
+    return {name: acc.result() for name, acc in accumulators.items()}
+
+
+# ---------------------------------------------------------------------- the run
+def _log_line(text: str) -> None:
+    tqdm.write(text, file=sys.stderr)
+
+
+def adapt(recording: Recording, out: str | Path, *, model: str | Path | None = None,
+          eval_recording: Recording | None = None, config: AdaptConfig | dict[str, Any] | None = None,
+          resume: bool = False, log: Callable[[str], None] = _log_line) -> AdaptResult:
+    """Adapt ``model`` (default: the shipped student) to ``recording``; returns the run folder, the
+    adapted model file (``out/model.pt``, loadable by the node with ``model:=``) and the report.
+
+    Scored on ``eval_recording`` when given (e.g. another scene of the same rig), else on the last
+    ``config.holdout`` share of ``recording``'s frames, which are then not trained on.
+    """
+    cfg = config if isinstance(config, AdaptConfig) else from_dict(AdaptConfig, config or {})
+    if len(cfg.crop) != 2 or (cfg.input_size and len(cfg.input_size) != 2):
+        raise ConfigError("crop and input_size are (height, width) pairs")
+    out = Path(out)
+    source = Path(model) if model else DEFAULT_MODEL
+    train_set, eval_set = _split(recording, eval_recording, cfg.holdout)
+    identity = {**to_dict(cfg), "model": str(source), "recording": recording.name,
+                "eval_recording": eval_recording.name if eval_recording is not None else None}
+    state = prepare_run_dir(out, identity, resume, free=FREE_ON_RESUME)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    net, source_meta = load_model(source)
+    _check_completion(net, source)
+    out.mkdir(parents=True, exist_ok=True)
+
+    first = train_set.load(0)
+    size = tuple(cfg.input_size) if cfg.input_size else network_input_size(
+        tuple(source_meta["input_size"]), *first.rgb.shape[:2])
+    real, depths = _network_frames(net, source_meta, size, train_set, cfg.progress)
+    lo, source_hi = (float(v) for v in source_meta.get("depth_range", (0.0, 100.0)))
+    hi = cfg.max_depth or max(source_hi, float(np.ceil(np.percentile(depths, 99.9) / 10.0) * 10.0))
+    meta = {**source_meta, "input_size": list(size), "depth_range": [lo, hi]}
+    log(f"lumde adapt: {len(train_set)} frames of {recording.name} to adapt on, {len(eval_set)} held-out frames "
+        f"({eval_set.name}) to score on; network input {size[1]}x{size[0]}, depth range {lo:g}-{hi:g} m")
+    synthetic = _synthetic_frames(cfg, source_meta) if cfg.synthetic_ratio > 0 else []
+
+    before = _score_before(source, net, meta, eval_set, cfg, device)
+    _print_scores("before", before, log)
+
+    net = net.to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    step, elapsed = 0, 0.0
+    if state is not None:
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed = int(state["step"]), float(state["elapsed"])
+        log(f"lumde adapt: resumed from step {step} ({ckpt.latest_checkpoint(out)})")
+    metrics_log = MetricsLog(out, resume_step=step)
+    t0 = time.perf_counter() - elapsed
+    bar = tqdm(total=cfg.steps, initial=step, desc="lumde adapt", disable=not cfg.progress, dynamic_ncols=True)
+    while step < cfg.steps:
+        lr = cfg.lr * (1.0 - step / cfg.steps) ** 0.9
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = {k: v.to(device) for k, v in make_batch(real, synthetic, cfg, step).items()}
+        pred = net(batch["rgb"], batch["sparse"])["depth"].clamp(lo, hi)
+        per_sample = point_loss(pred, batch["target"].clamp(max=hi), cfg.loss)
+        loss = per_sample.mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            synth = batch["synthetic"]
+            per_sample = per_sample.detach()
+            row = {"step": step, "lr": lr, "loss": float(loss.detach()), "time_s": time.perf_counter() - t0,
+                   "loss_real": float(per_sample[~synth].mean()) if (~synth).any() else float("nan"),
+                   "loss_synthetic": float(per_sample[synth].mean()) if synth.any() else float("nan")}
+            metrics_log.write("train", row)
+            bar.set_postfix(loss=f"{row['loss']:.3g}")
+            log(f"lumde adapt: step {step}/{cfg.steps} loss {row['loss']:.4g} (real {row['loss_real']:.4g}, "
+                f"synthetic {row['loss_synthetic']:.4g}) lr {lr:.3g}, {row['time_s']:.0f} s")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            ckpt.save_checkpoint(out, {"step": step, "elapsed": time.perf_counter() - t0,
+                                       "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                                       "config": identity}, keep=cfg.keep)
+    bar.close()
+
+    net.eval()
+    after = score({"after": completer_for(net, meta, device)}, eval_set.frames(), cfg.seed, cfg.eval_draws,
+                  cfg.progress)
+    _print_scores("after", after, log)
+    report = _report(cfg, source, recording, train_set, eval_set, meta, before, after, step)
+    meta["adapted"] = {k: report[k] for k in ("source_model", "recording", "train_frames", "eval_frames", "steps",
+                                              "synthetic_ratio", "before", "after", "rmse_reduction")}
+    meta["trained_on"] = f"lumde adapt:{recording.name}"
+    model_path = save_model(out / "model.pt", net, meta)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(_report_md(report))
+    log(f"lumde adapt: model file {model_path} (node: model:={model_path}); report {out / 'report.md'}")
+    return AdaptResult(out, model_path, report)
+
+
+def _split(recording: Recording, eval_recording: Recording | None, holdout: float) -> tuple[Recording, Recording]:
+    if eval_recording is not None:
+        return recording, eval_recording
+    n = len(recording)
+    k = max(1, round(holdout * n))
+    if n - k < 1 or holdout == 0:
+        raise ValueError(f"{recording.name}: {n} frame(s) cannot be split into frames to adapt on and held-out "
+                         f"frames to score on (holdout {holdout}): record more frames, raise holdout above 0, or "
+                         "give a separate recording to score on")
+    return (recording.subset(range(n - k), f"{recording.name} (first {n - k} frames)"),
+            recording.subset(range(n - k, n), f"{recording.name} (last {k} frames)"))
+
+
+def _check_completion(net: torch.nn.Module, path: Path) -> None:
+    from lumde_depth.engine.profile import takes_sparse
+    if not takes_sparse(net):
+        raise ValueError(f"{path} is a monocular model: lumde adapt fine-tunes completion models "
+                         "(model(rgb, sparse)); give a completion model file, or none for the shipped student")
+
+
+def _network_frames(net: torch.nn.Module, meta: dict[str, Any], size: tuple[int, int], recording: Recording,
+                    progress: bool) -> tuple[list[NetFrame], np.ndarray]:
+    """Every frame at the network's input scale (as the node prepares it), and a sample of LiDAR depths."""
+    completer = completer_for(net, {**meta, "input_size": list(size)})
+    frames, depths = [], []
+    for frame in tqdm(recording.frames(), total=len(recording), desc="reading frames", unit="frame",
+                      disable=not progress):
+        _check_depths(frame)
+        inputs = completer.network_inputs(frame.rgb, frame.sparse, frame.K)
+        K = completer.network_K(frame.K, *frame.rgb.shape[:2])
+        frames.append(NetFrame(inputs["rgb"][0], inputs["sparse"][0, 0], K))
+        depths.append(frame.sparse[frame.sparse > 0])
+    return frames, np.concatenate(depths)
+
+
+def _synthetic_frames(cfg: AdaptConfig, meta: dict[str, Any]) -> list[NetFrame]:
+    """Synthetic frames with dense ground truth, rendered at the source model's own input scale."""
+    from lumde_depth.data.synth import render_frames
+
+    scale = min(1.0, meta["input_size"][1] / KITTI_WIDTH)
+    mean = np.asarray(meta.get("rgb_mean", (0.0, 0.0, 0.0)), np.float32).reshape(3, 1, 1)
+    std = np.asarray(meta.get("rgb_std", (1.0, 1.0, 1.0)), np.float32).reshape(3, 1, 1)
+    frames = []
+    for f, K in tqdm(render_frames(cfg.synthetic_frames, cfg.synthetic_seed, camera_scale=scale),
+                     total=cfg.synthetic_frames, desc="synthetic frames", unit="frame", disable=not cfg.progress):
+        rgb = (f.rgb.transpose(2, 0, 1).astype(np.float32) / 255.0 - mean) / std
+        frames.append(NetFrame(rgb, f.sparse, np.asarray(K, np.float64), f.groundtruth))
+    return frames
+
+
+def _score_before(source: Path, net: torch.nn.Module, meta: dict[str, Any], eval_set: Recording,
+                  cfg: AdaptConfig, device: str) -> dict[str, dict[str, float]]:
+    """IP-Basic, the source model as the node runs it, and (when they differ) the source weights at the
+    adapted model's input size and depth range: what training alone changes."""
+    completers: dict[str, DepthCompleter] = {
+        "IP-Basic": DepthCompleter.load(backend="classical"),
+        "before": DepthCompleter.load(source, backend="torch", device=device, warmup=0)}
+    original = completers["before"].meta
+    if list(original["input_size"]) != meta["input_size"] or list(original["depth_range"]) != meta["depth_range"]:
+        completers["before, adapted input size and range"] = completer_for(net, meta, device)
+    return score(completers, eval_set.frames(), cfg.seed, cfg.eval_draws, cfg.progress)
+
+
+def _print_scores(title: str, scores: dict[str, dict[str, float]], log: Callable[[str], None]) -> None:
+    for name, m in scores.items():
+        log(f"lumde adapt [{title}] {name}: RMSE {m['rmse']:.1f} mm, MAE {m['mae']:.1f} mm, iRMSE {m['irmse']:.2f} 1/km")
+
+
+def _report(cfg: AdaptConfig, source: Path, recording: Recording, train_set: Recording, eval_set: Recording,
+            meta: dict[str, Any], before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
+            step: int) -> dict[str, Any]:
+    rmse_before, rmse_after = before["before"]["rmse"], after["after"]["rmse"]
+    return {"source_model": str(source), "recording": recording.name, "train_frames": len(train_set),
+            "eval_frames": len(eval_set), "eval_set": eval_set.name, "steps": step,
+            "input_size": meta["input_size"], "depth_range": meta["depth_range"],
+            "synthetic_ratio": cfg.synthetic_ratio, "protocol": f"{int(EVAL_HOLDOUT * 100)} % of each held-out frame's "
+            f"LiDAR points held out of the input as ground truth, {cfg.eval_draws} draw(s) per frame; KITTI metrics",
+            "before": before, "after": after, "rmse_reduction": 1.0 - rmse_after / rmse_before,
+            "config": to_dict(cfg)}
+
+
+def _report_md(report: dict[str, Any]) -> str:
+    rows = [f"| {name} | {m['rmse']:.1f} | {m['mae']:.1f} | {m['irmse']:.2f} | {m['imae']:.2f} |"
+            for scores in (report["before"], report["after"]) for name, m in scores.items()]
+    h, w = report["input_size"]
+    return "\n".join([
+        "# lumde adapt: before / after",
+        "",
+        f"- source model: `{report['source_model']}`",
+        f"- recording: `{report['recording']}`: adapted on {report['train_frames']} frames, scored on "
+        f"{report['eval_frames']} other frames ({report['eval_set']})",
+        f"- {report['steps']} steps, synthetic ratio {report['synthetic_ratio']}, network input {w}x{h}, "
+        f"depth range {report['depth_range'][0]:g}-{report['depth_range'][1]:g} m",
+        f"- protocol: {report['protocol']}",
+        f"- RMSE as the node runs it: {report['rmse_reduction'] * 100:.1f} % lower after adaptation"
+        if report["rmse_reduction"] >= 0 else
+        f"- RMSE as the node runs it: {-report['rmse_reduction'] * 100:.1f} % HIGHER after adaptation",
+        "",
+        "| model | RMSE (mm) | MAE (mm) | iRMSE (1/km) | iMAE (1/km) |",
+        "|---|---:|---:|---:|---:|",
+        *rows, ""])

@@ -1,0 +1,118 @@
+"""A ROS 1 or ROS 2 bag as a :class:`~lumde_depth.data.recording.Recording` (what ``lumde adapt`` trains on).
+
+The bag is read with ``rosbags``' ``AnyReader`` (ROS 1 ``.bag`` files and ROS 2 bag folders, no ROS
+install). Image, camera_info and LiDAR cloud go through the node's synchronizer and checks
+(:func:`~lumde_depth.ros.bag_process.synchronizer`, :func:`~lumde_depth.ros.bag_process.set_inputs`);
+the cloud is projected with the camera_info's ``P`` (:func:`~lumde_depth.ros.pipeline.project_cloud`),
+so a frame is what the node would have completed. The extrinsic comes from the bag's ``/tf_static``
+or is given. A bad set is skipped, counted by kind and logged, as ``lumde bag process`` does.
+
+Frames are kept in memory (the image, and the projected points as coordinates): a bag with more than
+``max_frames`` synchronized sets is thinned to every n-th set.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from lumde_depth.data.recording import Recording, RecordingFrame
+from lumde_depth.ros import convert
+from lumde_depth.ros.bag_io import BagError
+from lumde_depth.ros.bag_process import StaticTransforms, choose_inputs, set_inputs, synchronizer
+from lumde_depth.ros.params import NodeParams
+from lumde_depth.ros.pipeline import FrameError, project_cloud
+
+
+def _open(path: Path) -> Any:
+    from rosbags.highlevel import AnyReader, AnyReaderError
+
+    if not path.exists():
+        raise BagError(f"{path}: no such bag (give a ROS 2 bag folder holding metadata.yaml, or a ROS 1 .bag file)")
+    try:
+        reader = AnyReader([path])
+        reader.open()
+    except (AnyReaderError, FileNotFoundError, ValueError) as exc:
+        raise BagError(f"{path}: not a readable ROS 1 / ROS 2 bag ({exc})") from None
+    return reader
+
+
+def bag_recording(bag: str | Path, *, image_topic: str | None = None, info_topic: str | None = None,
+                  points_topic: str | None = None, T_cam_lidar: np.ndarray | None = None,
+                  slop: float | None = None, queue_size: int | None = None, exact_sync: bool = False,
+                  max_frames: int = 300, log: Callable[[str], None] | None = None) -> Recording:
+    """The synchronized frames of a bag. Topics default to kitti2bag's names, else the only topic of each
+    type (as ``lumde bag process``); ``T_cam_lidar`` replaces the bag's ``/tf_static``."""
+    path = Path(bag)
+    log = log or (lambda text: print(text, file=sys.stderr))
+    defaults = NodeParams()
+    slop = defaults.slop if slop is None else slop
+    queue_size = defaults.queue_size if queue_size is None else queue_size
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    reader = _open(path)
+    frames: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]] = []
+    skipped: dict[str, int] = {}
+    try:
+        inputs = choose_inputs(reader.connections, image_topic, info_topic, points_topic)
+        images = sum(c.msgcount for c in reader.connections if c.topic == inputs[0])
+        stride = max(1, math.ceil(images / max_frames))
+        filters, ready = synchronizer(queue_size, slop, exact_sync)
+        static_tf = StaticTransforms()
+        wanted = [c for c in reader.connections if c.topic in (*inputs, "/tf_static")]
+        counts = dict.fromkeys(inputs, 0)
+        sets = 0
+        for conn, stamp, raw in reader.messages(connections=wanted):
+            msg = _deserialize(reader, raw, conn, stamp, path, counts.get(conn.topic))
+            if conn.topic == "/tf_static":
+                static_tf.add(msg)
+                continue
+            counts[conn.topic] += 1
+            filters[inputs.index(conn.topic)].signalMessage(msg)
+            while ready:
+                image, info, cloud = ready.pop(0)
+                sets += 1
+                if (sets - 1) % stride:
+                    continue
+                try:
+                    rgb, P, xyz, T = set_inputs(image, info, cloud, T_cam_lidar if T_cam_lidar is not None
+                                                else static_tf)
+                    sparse = project_cloud(xyz, T, P, rgb.shape[1], rgb.shape[0])
+                except FrameError as exc:
+                    skipped[exc.kind] = skipped.get(exc.kind, 0) + 1
+                    log(f"lumde adapt: {path.name}: frame at {convert.stamp_to_ns(image.header.stamp)} ns skipped "
+                        f"({exc.kind}): {exc}")
+                    continue
+                rows, cols = np.nonzero(sparse)
+                frames.append((rgb, P[:, :3].copy(), np.stack([rows, cols]).astype(np.int32), sparse[rows, cols],
+                               f"{path.name}/{convert.stamp_to_ns(image.header.stamp)}"))
+    finally:
+        reader.close()
+    if not frames:
+        raise BagError(f"{path}: no usable synchronized (image, camera_info, points) set on {', '.join(inputs)}"
+                       + (f" (skipped: {skipped})" if skipped else
+                          f" (messages: {counts}; are the stamps within slop={slop} s?)"))
+    if skipped:
+        log(f"lumde adapt: {path.name}: {len(frames)} frames read, skipped {skipped}")
+    return Recording(str(path), [_loader(*frame) for frame in frames])
+
+
+def _loader(rgb: np.ndarray, K: np.ndarray, pixels: np.ndarray, depth: np.ndarray, name: str
+            ) -> Callable[[], RecordingFrame]:
+    def load() -> RecordingFrame:
+        sparse = np.zeros(rgb.shape[:2], np.float32)
+        sparse[pixels[0], pixels[1]] = depth
+        return RecordingFrame(rgb, sparse, K, name)
+    return load
+
+
+def _deserialize(reader: Any, raw: bytes, conn: Any, stamp: int, bag: Path, index: int | None) -> Any:
+    try:
+        return reader.deserialize(raw, conn.msgtype)
+    except Exception as exc:   # rosbags raises SerdeError, struct.error, IndexError... on damaged bytes
+        where = f"message {index} of {conn.topic}" if index is not None else f"a {conn.topic} message"
+        raise BagError(f"{bag}: {where} (bag time {stamp} ns) is corrupt and cannot be decoded as {conn.msgtype} "
+                       f"({exc}); re-record or re-convert the bag") from None
