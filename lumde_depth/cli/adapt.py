@@ -2,8 +2,8 @@
 
 Self-supervised, no ground truth: part of the recording's own LiDAR points are held out of the input
 and are the targets (:mod:`lumde_depth.engine.adapt`). RECORDING is a ROS 2 bag folder or a ROS 1
-``.bag`` file (read with rosbags; topics as for ``lumde bag process``), a KITTI raw drive folder, or a
-folder of ``images/``, ``scans/`` and ``calib.yaml``. The last frames (``holdout``), or the recording
+``.bag`` file (read with rosbags; topics as for ``lumde bag process``), a KITTI raw drive folder, DDAD /
+DGP scenes, or a folder of ``images/``, ``scans/`` and ``calib.yaml``. The last frames (``holdout``), or the recording
 given with ``--eval``, are never trained on and score the model before and after. Writes
 ``DIR/model.pt`` (the node loads it with ``model:=DIR/model.pt``), ``DIR/report.md`` / ``report.json``,
 ``DIR/train.csv``, and checkpoints for ``--resume``.
@@ -26,7 +26,7 @@ def _recording(path: Path, args: argparse.Namespace):
         return bag_recording(path, image_topic=args.image, info_topic=args.camera_info, points_topic=args.points,
                              T_cam_lidar=T, max_frames=args.max_frames)
     from lumde_depth.data.recording import open_recording
-    return open_recording(path, camera=args.camera)
+    return open_recording(path, camera=args.camera, cameras=args.cameras)
 
 
 def _adapt(args: argparse.Namespace) -> int:
@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "adapt", help="fine-tune a completion model on your own unlabelled recording (self-supervised)",
         description=__doc__ + "\nFolder layout:\n" + FOLDER_LAYOUT,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("recording", type=Path, help="bag folder / .bag file, KITTI raw drive, or recording folder")
+    parser.add_argument("recording", type=Path,
+                        help="bag folder / .bag file, KITTI raw drive, DDAD scene(s), or recording folder")
     parser.add_argument("--out", type=Path, required=True, help="run folder (model.pt, report.md, checkpoints)")
     parser.add_argument("--model", default=None, help="completion model file to start from (default: the shipped "
                                                        "student)")
@@ -80,4 +81,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "(default: the bag's /tf_static)")
     bag.add_argument("--max-frames", type=int, default=300, help="thin a longer bag to about this many frames")
     parser.add_argument("--camera", default="image_02", help="KITTI raw camera folder (image_02 or image_03)")
+    parser.add_argument("--cameras", nargs="+", default=None, help="DDAD / DGP: only these cameras (e.g. CAMERA_01)")
     parser.set_defaults(func=_adapt)

@@ -1,10 +1,12 @@
-"""A user's own recording as frames of (camera image, projected LiDAR depth, intrinsics): what ``lumde adapt`` reads.
+"""A user's own recording as camera frames with their projected LiDAR: what ``lumde adapt`` reads.
 
-A :class:`Recording` is a named, re-iterable sequence of :class:`RecordingFrame` in time order
+A :class:`Recording` is a named, re-iterable sequence of :class:`~lumde_depth.data.rig_frame.RigFrame`
+(``depth`` = the LiDAR projected into the image, 0 = no point) in time order, each loaded on demand
 (``frames()`` may be called more than once: once to train, once to score). Readers here (no ROS):
 
 - :func:`kitti_raw_recording`: a KITTI raw drive folder ``<date>/<drive>_sync`` (or a root holding
   ``<date>`` folders), read by :class:`~lumde_depth.data.kitti_raw.KittiRaw`;
+- :func:`ddad_recording`: DDAD / DGP scenes (:mod:`lumde_depth.data.ddad`), optionally some cameras;
 - :func:`folder_recording`: a plain folder, the layout documented in :data:`FOLDER_LAYOUT`.
 
 ROS 1 / ROS 2 bags are read in the ROS layer (:mod:`lumde_depth.ros.bag_frames`) into the same frames.
@@ -12,7 +14,6 @@ ROS 1 / ROS 2 bags are read in the ROS layer (:mod:`lumde_depth.ros.bag_frames`)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -20,6 +21,7 @@ import numpy as np
 import yaml
 
 from lumde_depth.data.depth_io import DataError, read_rgb, read_velodyne_bin
+from lumde_depth.data.rig_frame import RigFrame
 from lumde_depth.geometry import project_points
 
 FOLDER_LAYOUT = """\
@@ -37,20 +39,10 @@ _SCAN_SUFFIXES = (".bin", ".npz", ".npy")
 _DRIVE = re.compile(r"^\d{4}_\d{2}_\d{2}_drive_\d{4}_(sync|extract)$")
 
 
-@dataclass
-class RecordingFrame:
-    """One frame of a recording at the camera's own resolution."""
-
-    rgb: np.ndarray      # (H, W, 3) uint8
-    sparse: np.ndarray   # (H, W) float32 metres, the LiDAR projected into this image (0 = no point)
-    K: np.ndarray        # 3x3 intrinsics of this image
-    name: str            # unique frame id, e.g. "<drive>/image_02/0000000005"
-
-
 class Recording:
     """A named sequence of frames, each loaded on demand (``load(i)``), re-iterable in time order."""
 
-    def __init__(self, name: str, loaders: Sequence[Callable[[], RecordingFrame]]) -> None:
+    def __init__(self, name: str, loaders: Sequence[Callable[[], RigFrame]]) -> None:
         if not loaders:
             raise DataError(f"{name}: the recording holds no frames")
         self.name = name
@@ -59,10 +51,10 @@ class Recording:
     def __len__(self) -> int:
         return len(self._loaders)
 
-    def load(self, index: int) -> RecordingFrame:
+    def load(self, index: int) -> RigFrame:
         return self._loaders[index]()
 
-    def frames(self, indices: Sequence[int] | None = None) -> Iterator[RecordingFrame]:
+    def frames(self, indices: Sequence[int] | None = None) -> Iterator[RigFrame]:
         for index in range(len(self)) if indices is None else indices:
             yield self.load(index)
 
@@ -86,11 +78,13 @@ def kitti_raw_recording(path: str | Path, camera: str = "image_02") -> Recording
         if not dataset.frames:
             raise DataError(f"{path}: no {camera} frames in this KITTI raw drive")
 
-    def loader(index: int) -> Callable[[], RecordingFrame]:
-        def load() -> RecordingFrame:
+    def loader(index: int) -> Callable[[], RigFrame]:
+        def load() -> RigFrame:
             sample = dataset[index]
-            return RecordingFrame(rgb_array(sample["rgb"]), sample["sparse"][0].numpy(), sample["K"].numpy()
-                                  .astype(np.float64), sample["name"])
+            drive, camera_name, _ = sample["name"].split("/")
+            return RigFrame(rgb=rgb_array(sample["rgb"]), depth=sample["sparse"][0].numpy(),
+                            K=sample["K"].numpy().astype(np.float64), scene=drive, camera=camera_name,
+                            name=sample["name"])
         return load
 
     return Recording(str(path), [loader(i) for i in range(len(dataset))])
@@ -183,28 +177,56 @@ def folder_recording(path: str | Path) -> Recording:
         raise DataError(f"{path / 'scans'}: no scan (.bin / .npz / .npy) for image(s) {', '.join(lacking[:5])}"
                         f"{' ...' if len(lacking) > 5 else ''}: every image needs the scan of the same name")
 
-    def loader(image: Path) -> Callable[[], RecordingFrame]:
-        def load() -> RecordingFrame:
+    def loader(image: Path) -> Callable[[], RigFrame]:
+        def load() -> RigFrame:
             rgb = read_rgb(image)
             if rgb.shape[:2] != (height, width):
                 raise DataError(f"{image}: the image is {rgb.shape[1]}x{rgb.shape[0]} but calib.yaml says "
                                 f"{width}x{height}")
             sparse = project_points(read_scan(scans[image.stem]), T, K, width, height)
-            return RecordingFrame(rgb, sparse, K.copy(), f"{path.name}/{image.stem}")
+            return RigFrame(rgb=rgb, depth=sparse, K=K.copy(), scene=path.name, camera="camera",
+                            name=f"{path.name}/{image.stem}")
         return load
 
     return Recording(str(path), [loader(p) for p in images])
 
 
-def open_recording(path: str | Path, camera: str = "image_02") -> Recording:
-    """The recording at ``path``: a folder with ``calib.yaml`` (:func:`folder_recording`) or a KITTI raw
-    drive (:func:`kitti_raw_recording`). Bags are read by :func:`lumde_depth.ros.bag_frames.bag_recording`."""
+def ddad_recording(path: str | Path, cameras: Sequence[str] | None = None) -> Recording:
+    """The DGP scenes under ``path`` (a DDAD root or one scene folder): every sample in time order, seen
+    by every camera (or ``cameras``), the LiDAR sweep projected into each image."""
+    from lumde_depth.data.ddad import ddad_scenes
+
+    scenes = ddad_scenes(path)
+    loaders = []
+    for scene in scenes:
+        names = scene.cameras if not cameras else [c for c in cameras if c in scene.cameras]
+        if cameras and not names:
+            raise DataError(f"{scene.path.parent}: none of the cameras {', '.join(cameras)} is in this scene "
+                            f"(it has {', '.join(scene.cameras)})")
+        loaders += [(lambda s=scene, i=i, c=c: s.frame(i, c)) for i in range(len(scene)) for c in names]
+    return Recording(str(path), loaders)
+
+
+def is_ddad(path: Path) -> bool:
+    """A DGP scene folder, or a folder with DGP scenes below it (``scene_*/scene_<hash>.json``)."""
+    return path.is_dir() and (any(p.is_file() for p in path.glob("scene_*.json")) or
+                              any(path.glob("*/scene_*.json")) or any(path.glob("**/scene_*/scene_*.json")))
+
+
+def open_recording(path: str | Path, camera: str = "image_02", cameras: Sequence[str] | None = None) -> Recording:
+    """The recording at ``path``: a folder with ``calib.yaml`` (:func:`folder_recording`), a KITTI raw
+    drive (:func:`kitti_raw_recording`, ``camera``) or DDAD / DGP scenes (:func:`ddad_recording`,
+    ``cameras``). Bags are read by :func:`lumde_depth.ros.bag_frames.bag_recording`."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: no such recording (give a bag, a KITTI raw drive folder or a folder with calib.yaml)")
+        raise DataError(f"{path}: no such recording (give a bag, a KITTI raw drive folder, DDAD scenes or a "
+                        "folder with calib.yaml)")
     if (path / "calib.yaml").is_file() or (path / "images").is_dir():
         return folder_recording(path)
     if path.is_dir() and is_kitti_raw(path):
         return kitti_raw_recording(path, camera)
+    if is_ddad(path):
+        return ddad_recording(path, cameras)
     raise DataError(f"{path}: not a recording lumde can read: expected a ROS 1 / ROS 2 bag, a KITTI raw drive "
-                    f"folder (<date>/<date>_drive_XXXX_sync), or a folder laid out as\n{FOLDER_LAYOUT}")
+                    f"folder (<date>/<date>_drive_XXXX_sync), DDAD / DGP scenes (scene_*/scene_<hash>.json), or "
+                    f"a folder laid out as\n{FOLDER_LAYOUT}")

@@ -34,7 +34,8 @@ import torch
 from tqdm import tqdm
 
 from lumde_depth.config import ConfigError, field, from_dict, to_dict
-from lumde_depth.data.recording import Recording, RecordingFrame
+from lumde_depth.data.recording import Recording
+from lumde_depth.data.rig_frame import RigFrame
 from lumde_depth.engine import checkpoint as ckpt
 from lumde_depth.engine.logs import MetricsLog
 from lumde_depth.engine.metrics import MetricAccumulator, kitti_metrics
@@ -153,10 +154,10 @@ def network_input_size(source: tuple[int, int], height: int, width: int) -> tupl
     return min(h, height), min(2 * round(h * aspect / 2), width)
 
 
-def _check_depths(frame: RecordingFrame) -> None:
-    if frame.sparse.shape != frame.rgb.shape[:2]:
-        raise ValueError(f"{frame.name}: sparse depth {frame.sparse.shape} and image {frame.rgb.shape[:2]} differ")
-    if not (frame.sparse > 0).any():
+def _check_depths(frame: RigFrame) -> None:
+    if frame.depth.shape != frame.rgb.shape[:2]:
+        raise ValueError(f"{frame.name}: sparse depth {frame.depth.shape} and image {frame.rgb.shape[:2]} differ")
+    if not (frame.depth > 0).any():
         raise ValueError(f"{frame.name}: no LiDAR point projects into the image: check the LiDAR -> camera "
                          "transform (T_cam_lidar) and the calibration")
 
@@ -211,7 +212,7 @@ def completer_for(model: torch.nn.Module, meta: dict[str, Any], device: str = "c
     return DepthCompleter(TorchBackend(model, tuple(meta["input_size"]), False, device), meta)
 
 
-def score(completers: dict[str, DepthCompleter | None], frames: Iterable[RecordingFrame], seed: int, draws: int = 1,
+def score(completers: dict[str, DepthCompleter | None], frames: Iterable[RigFrame], seed: int, draws: int = 1,
           progress: bool = False) -> dict[str, dict[str, float]]:
     """KITTI metrics of each completer on ``frames`` against 20 % of each frame's LiDAR points held out
     of its input (``draws`` seeded draws per frame). Completers run as the node runs them (``name``) and,
@@ -221,9 +222,9 @@ def score(completers: dict[str, DepthCompleter | None], frames: Iterable[Recordi
         _check_depths(frame)
         rng = np.random.default_rng([seed, index])
         for _ in range(draws):
-            held = (frame.sparse > 0) & (rng.random(frame.sparse.shape) < EVAL_HOLDOUT)
-            inp = np.where(held, 0.0, frame.sparse).astype(np.float32)
-            gt = np.where(held, frame.sparse, 0.0).astype(np.float32)
+            held = (frame.depth > 0) & (rng.random(frame.depth.shape) < EVAL_HOLDOUT)
+            inp = np.where(held, 0.0, frame.depth).astype(np.float32)
+            gt = np.where(held, frame.depth, 0.0).astype(np.float32)
             for name, completer in completers.items():
                 modes = [(name, True)] + ([(f"{name}, network only", False)] if completer.backend is not None else [])
                 for label, align in modes:
@@ -363,10 +364,10 @@ def _network_frames(net: torch.nn.Module, meta: dict[str, Any], size: tuple[int,
     for frame in tqdm(recording.frames(), total=len(recording), desc="reading frames", unit="frame",
                       disable=not progress):
         _check_depths(frame)
-        inputs = completer.network_inputs(frame.rgb, frame.sparse, frame.K)
+        inputs = completer.network_inputs(frame.rgb, frame.depth, frame.K)
         K = completer.network_K(frame.K, *frame.rgb.shape[:2])
         frames.append(NetFrame(inputs["rgb"][0], inputs["sparse"][0, 0], K))
-        depths.append(frame.sparse[frame.sparse > 0])
+        depths.append(frame.depth[frame.depth > 0])
     return frames, np.concatenate(depths)
 
 

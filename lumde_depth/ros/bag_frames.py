@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lumde_depth.data.recording import Recording, RecordingFrame
+from lumde_depth.data.recording import Recording
+from lumde_depth.data.rig_frame import RigFrame
 from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError
 from lumde_depth.ros.bag_process import StaticTransforms, choose_inputs, set_inputs, synchronizer
@@ -54,7 +55,7 @@ def bag_recording(bag: str | Path, *, image_topic: str | None = None, info_topic
     if max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
     reader = _open(path)
-    frames: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]] = []
+    frames: list[tuple[Any, ...]] = []
     skipped: dict[str, int] = {}
     try:
         inputs = choose_inputs(reader.connections, image_topic, info_topic, points_topic)
@@ -87,8 +88,9 @@ def bag_recording(bag: str | Path, *, image_topic: str | None = None, info_topic
                         f"({exc.kind}): {exc}")
                     continue
                 rows, cols = np.nonzero(sparse)
+                stamp = convert.stamp_to_ns(image.header.stamp)
                 frames.append((rgb, P[:, :3].copy(), np.stack([rows, cols]).astype(np.int32), sparse[rows, cols],
-                               f"{path.name}/{convert.stamp_to_ns(image.header.stamp)}"))
+                               path.name, inputs[0], stamp))
     finally:
         reader.close()
     if not frames:
@@ -100,12 +102,13 @@ def bag_recording(bag: str | Path, *, image_topic: str | None = None, info_topic
     return Recording(str(path), [_loader(*frame) for frame in frames])
 
 
-def _loader(rgb: np.ndarray, K: np.ndarray, pixels: np.ndarray, depth: np.ndarray, name: str
-            ) -> Callable[[], RecordingFrame]:
-    def load() -> RecordingFrame:
+def _loader(rgb: np.ndarray, K: np.ndarray, pixels: np.ndarray, depth: np.ndarray, scene: str, camera: str,
+            stamp: int) -> Callable[[], RigFrame]:
+    def load() -> RigFrame:
         sparse = np.zeros(rgb.shape[:2], np.float32)
         sparse[pixels[0], pixels[1]] = depth
-        return RecordingFrame(rgb, sparse, K, name)
+        return RigFrame(rgb=rgb, depth=sparse, K=K, scene=scene, camera=camera, name=f"{scene}/{stamp}",
+                        stamp_ns=stamp)
     return load
 
 
