@@ -72,7 +72,7 @@ def test_held_out_frames_are_a_block_at_the_end_and_never_trained_on():
     train, evaluation = _split(recording, None, 0.2)
     list(train.frames()), list(evaluation.frames())
     assert loaded == list(range(8)) + [8, 9] and (len(train), len(evaluation)) == (8, 2)
-    other = Recording("other", [lambda: None])
+    other = Recording.of("other", [None])
     assert _split(recording, other, 0.2) == (recording, other)      # a second recording: train on all of the first
     with pytest.raises(ValueError, match="cannot be split"):
         _split(Recording("one", [lambda: None]), None, 0.2)
@@ -101,19 +101,22 @@ def test_network_input_size_keeps_the_pixel_budget():
 
 def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, folder):
     recording = folder_recording(folder)
-    whole = adapt(recording, tmp_path / "whole", config=FAST)
+    fast = {**FAST, "score": False}     # train on every frame, no before / after figures
+    whole = adapt(recording, tmp_path / "whole", config=fast)
+    assert whole.report["train_frames"] == 5 and whole.report["rmse_reduction"] is None
+    assert "not scored" in (tmp_path / "whole" / "report.md").read_text()
 
     def crash(text: str) -> None:
         if "step 4/6" in text:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        adapt(recording, tmp_path / "cut", config=FAST, log=crash)
+        adapt(recording, tmp_path / "cut", config=fast, log=crash)
     assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()) == ["step_00000002.pt"]
     with pytest.raises(Exception, match="--resume"):
-        adapt(recording, tmp_path / "cut", config=FAST)
+        adapt(recording, tmp_path / "cut", config=fast)
     with pytest.raises(Exception, match="differs"):
-        adapt(recording, tmp_path / "cut", config={**FAST, "lr": 1e-3}, resume=True)
-    resumed = adapt(recording, tmp_path / "cut", config={**FAST, "progress": True}, resume=True)
+        adapt(recording, tmp_path / "cut", config={**fast, "lr": 1e-3}, resume=True)
+    resumed = adapt(recording, tmp_path / "cut", config={**fast, "progress": True}, resume=True)
     a, _ = load_model(whole.model_path)
     b, _ = load_model(resumed.model_path)
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
@@ -160,8 +163,10 @@ def test_bad_inputs_give_clear_errors(tmp_path, folder, capsys):
     broken = tmp_path / "broken"
     write_folder(broken, frames=2)
     calib = yaml.safe_load((broken / "calib.yaml").read_text())
-    (broken / "calib.yaml").write_text(yaml.safe_dump({**calib, "D": [0.1, 0, 0, 0, 0]}))
-    assert "undistort the images first" in run(str(broken), "--out", str(tmp_path / "o"))
+    (broken / "calib.yaml").write_text(yaml.safe_dump({**calib, "D": [0.1, 0, 0, 0, 0], "distortion_model": "fisheye"}))
+    assert "'equidistant'" in run(str(broken), "--out", str(tmp_path / "o"))
+    (broken / "calib.yaml").write_text(yaml.safe_dump({**calib, "Tcam_lidar": 1}))
+    assert "unknown key(s) Tcam_lidar" in run(str(broken), "--out", str(tmp_path / "o"))
     (broken / "calib.yaml").write_text(yaml.safe_dump(calib))
     next((broken / "scans").iterdir()).unlink()
     assert "no scan" in run(str(broken), "--out", str(tmp_path / "o"))
@@ -169,3 +174,23 @@ def test_bad_inputs_give_clear_errors(tmp_path, folder, capsys):
     assert "monocular model" in run(str(folder), "--out", str(tmp_path / "o"), "--model", str(DEFAULT_MONO_MODEL))
     with pytest.raises(DataError, match="no such recording"):
         open_recording(tmp_path / "nothing")
+
+
+def test_folder_recording_reads_pcd_scans_through_the_lens_distortion(tmp_path):
+    root = write_folder(tmp_path / "rec", frames=1)
+    scan = next((root / "scans").iterdir())
+    points = np.fromfile(scan, np.float32).reshape(-1, 4)
+    scan.unlink()
+    header = (f"VERSION .7\nFIELDS x y z intensity\nSIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 1\nWIDTH {len(points)}\n"
+              f"HEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {len(points)}\nDATA ascii\n")
+    scan.with_suffix(".pcd").write_text(header + "\n".join(" ".join(f"{v:.6f}" for v in p) for p in points))
+    calib = yaml.safe_load((root / "calib.yaml").read_text())
+    D = [-0.2, 0.05, 0.001, -0.001, 0.0]
+    (root / "calib.yaml").write_text(yaml.safe_dump({**calib, "D": D}))
+    frame = folder_recording(root).load(0)
+    from lumde_depth.geometry import project_points
+    K, T = np.reshape(calib["K"], (3, 3)), np.reshape(calib["T_cam_lidar"], (4, 4))
+    want = project_points(points.round(6), T, K, calib["width"], calib["height"], D=np.array(D))
+    np.testing.assert_allclose(frame.depth, want, atol=1e-4)
+    assert frame.D is not None and frame.distortion_model == "plumb_bob"
+    assert (want != project_points(points, T, K, calib["width"], calib["height"])).any()   # the lens matters

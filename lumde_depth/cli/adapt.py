@@ -47,6 +47,10 @@ def _adapt(args: argparse.Namespace) -> int:
         print(f"lumde adapt: {exc}", file=sys.stderr)
         return 1
     report = result.report
+    if report["rmse_reduction"] is None:
+        print(f"adapted {report['steps']} steps on {report['train_frames']} frames (not scored); model file "
+              f"{result.model_path}")
+        return 0
     before, after = report["before"]["before"]["rmse"], report["after"]["after"]["rmse"]
     print(f"adapted {report['steps']} steps on {report['train_frames']} frames; held-out RMSE {before:.1f} -> "
           f"{after:.1f} mm ({-report['rmse_reduction'] * 100:+.1f} %); model file {result.model_path}; "

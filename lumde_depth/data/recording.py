@@ -14,6 +14,7 @@ ROS 1 / ROS 2 bags are read in the ROS layer (:mod:`lumde_depth.ros.bag_frames`)
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -21,21 +22,26 @@ import numpy as np
 import yaml
 
 from lumde_depth.data.depth_io import DataError, read_rgb, read_velodyne_bin
+from lumde_depth.data.pcd import pcd_xyz
 from lumde_depth.data.rig_frame import RigFrame
 from lumde_depth.geometry import project_points
+from lumde_depth.geometry.distortion import coefficients
 
 FOLDER_LAYOUT = """\
 <folder>/calib.yaml         K: [fx, 0, cx, 0, fy, cy, 0, 0, 1]  (3x3, row-major; or a nested 3x3 list)
                             T_cam_lidar: 16 floats row-major (LiDAR -> camera optical frame; or nested 4x4)
                             width, height: image size in pixels
-                            D: [k1, k2, p1, p2, k3]  (optional; must be zeros: the images must be undistorted)
-<folder>/images/<stem>.png|.jpg     camera images, in time order by name
-<folder>/scans/<stem>.bin|.npz|.npy LiDAR scans of the same stems, in the LiDAR frame:
-                                    .bin float32 x, y, z, intensity (KITTI); .npy / .npz an (N, >=3) array
-                                    (npz: key 'points' or 'data', or its only array)"""
+                            D: [k1, k2, p1, p2, k3]  (optional: raw images with lens distortion, as CameraInfo.d)
+                            distortion_model: plumb_bob | rational_polynomial | equidistant  (default plumb_bob)
+<folder>/images/<stem>.png|.jpg          camera images, in time order by name
+<folder>/scans/<stem>.bin|.pcd|.npz|.npy LiDAR scans of the same stems, in the LiDAR frame:
+                                         .bin float32 x, y, z, intensity (KITTI); .pcd (ascii, binary or
+                                         binary_compressed); .npy / .npz an (N, >=3) array (npz: key 'points'
+                                         or 'data', or its only array)"""
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_SCAN_SUFFIXES = (".bin", ".npz", ".npy")
+_SCAN_SUFFIXES = (".bin", ".pcd", ".npz", ".npy")
+_CALIB_KEYS = ("K", "T_cam_lidar", "width", "height", "D", "distortion_model")
 _DRIVE = re.compile(r"^\d{4}_\d{2}_\d{2}_drive_\d{4}_(sync|extract)$")
 
 
@@ -47,6 +53,11 @@ class Recording:
             raise DataError(f"{name}: the recording holds no frames")
         self.name = name
         self._loaders = list(loaders)
+
+    @classmethod
+    def of(cls, name: str, frames: Sequence[RigFrame]) -> "Recording":
+        """A recording of frames already in memory (e.g. :func:`lumde_depth.data.ddad.ddad_frames`)."""
+        return cls(name, [lambda f=f: f for f in frames])
 
     def __len__(self) -> int:
         return len(self._loaders)
@@ -110,8 +121,20 @@ def _matrix(value: object, shape: tuple[int, int], key: str, path: Path) -> np.n
     return matrix
 
 
-def read_folder_calib(path: Path) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """``(K, T_cam_lidar, width, height)`` of a recording folder's ``calib.yaml``."""
+@dataclass(frozen=True)
+class FolderCalib:
+    """A recording folder's ``calib.yaml``: intrinsics, extrinsic, image size, lens distortion."""
+
+    K: np.ndarray
+    T_cam_lidar: np.ndarray
+    width: int
+    height: int
+    D: np.ndarray | None = None      # None: pinhole (undistorted images)
+    distortion_model: str = "plumb_bob"
+
+
+def read_folder_calib(path: Path) -> FolderCalib:
+    """The calibration of a recording folder (:data:`FOLDER_LAYOUT`)."""
     if not path.is_file():
         raise DataError(f"{path}: calibration not found; a recording folder needs it:\n{FOLDER_LAYOUT}")
     try:
@@ -120,31 +143,33 @@ def read_folder_calib(path: Path) -> tuple[np.ndarray, np.ndarray, int, int]:
         raise DataError(f"{path}: not valid yaml ({exc})") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a mapping with K, T_cam_lidar, width, height:\n{FOLDER_LAYOUT}")
-    missing = [k for k in ("K", "T_cam_lidar", "width", "height") if k not in data]
+    missing = [k for k in _CALIB_KEYS[:4] if k not in data]
     if missing:
         raise DataError(f"{path}: missing {', '.join(missing)}; the layout is:\n{FOLDER_LAYOUT}")
-    unknown = sorted(set(data) - {"K", "T_cam_lidar", "width", "height", "D"})
+    unknown = sorted(set(data) - set(_CALIB_KEYS))
     if unknown:
-        raise DataError(f"{path}: unknown key(s) {', '.join(unknown)} (valid: K, T_cam_lidar, width, height, D)")
+        raise DataError(f"{path}: unknown key(s) {', '.join(unknown)} (valid: {', '.join(_CALIB_KEYS)})")
     K = _matrix(data["K"], (3, 3), "K", path)
     if K[0, 0] <= 0 or K[1, 1] <= 0:
         raise DataError(f"{path}: K must have positive focal lengths, got fx={K[0, 0]}, fy={K[1, 1]}")
     T = _matrix(data["T_cam_lidar"], (4, 4), "T_cam_lidar", path)
-    D = np.asarray(data.get("D") or [], dtype=np.float64)
-    if np.any(D != 0):
-        raise DataError(f"{path}: D = {D.tolist()} has non-zero distortion coefficients; this reader projects "
-                        "with a pinhole model: undistort the images first (e.g. OpenCV's undistort with K and D) "
-                        "and set D to zeros or remove it")
+    model = str(data.get("distortion_model") or "plumb_bob")
+    try:
+        D = coefficients(data.get("D"), model)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from None
     width, height = int(data["width"]), int(data["height"])
     if width <= 0 or height <= 0:
         raise DataError(f"{path}: width and height must be positive, got {width}x{height}")
-    return K, T, width, height
+    return FolderCalib(K, T, width, height, D, model)
 
 
 def read_scan(path: Path) -> np.ndarray:
-    """LiDAR points ``(N, >=3)`` of a ``.bin`` (KITTI float32 x, y, z, i), ``.npy`` or ``.npz`` file."""
+    """LiDAR points ``(N, >=3)`` of a ``.bin`` (KITTI float32 x, y, z, i), ``.pcd``, ``.npy`` or ``.npz`` file."""
     if path.suffix == ".bin":
         return read_velodyne_bin(path)
+    if path.suffix == ".pcd":
+        return pcd_xyz(path)
     try:
         if path.suffix == ".npy":
             points = np.load(path, allow_pickle=False)
@@ -165,7 +190,7 @@ def read_scan(path: Path) -> np.ndarray:
 def folder_recording(path: str | Path) -> Recording:
     """A plain folder of images, scans and one calibration (:data:`FOLDER_LAYOUT`)."""
     path = Path(path)
-    K, T, width, height = read_folder_calib(path / "calib.yaml")
+    calib = read_folder_calib(path / "calib.yaml")
     images = sorted(p for p in (path / "images").glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES) \
         if (path / "images").is_dir() else []
     if not images:
@@ -174,18 +199,21 @@ def folder_recording(path: str | Path) -> Recording:
         if (path / "scans").is_dir() else {}
     lacking = [p.name for p in images if p.stem not in scans]
     if lacking:
-        raise DataError(f"{path / 'scans'}: no scan (.bin / .npz / .npy) for image(s) {', '.join(lacking[:5])}"
+        raise DataError(f"{path / 'scans'}: no scan (.bin / .pcd / .npz / .npy) for image(s) {', '.join(lacking[:5])}"
                         f"{' ...' if len(lacking) > 5 else ''}: every image needs the scan of the same name")
 
     def loader(image: Path) -> Callable[[], RigFrame]:
         def load() -> RigFrame:
             rgb = read_rgb(image)
-            if rgb.shape[:2] != (height, width):
+            if rgb.shape[:2] != (calib.height, calib.width):
                 raise DataError(f"{image}: the image is {rgb.shape[1]}x{rgb.shape[0]} but calib.yaml says "
-                                f"{width}x{height}")
-            sparse = project_points(read_scan(scans[image.stem]), T, K, width, height)
-            return RigFrame(rgb=rgb, depth=sparse, K=K.copy(), scene=path.name, camera="camera",
-                            name=f"{path.name}/{image.stem}")
+                                f"{calib.width}x{calib.height}")
+            points = read_scan(scans[image.stem])
+            sparse = project_points(points, calib.T_cam_lidar, calib.K, calib.width, calib.height, D=calib.D,
+                                    distortion_model=calib.distortion_model)
+            return RigFrame(rgb=rgb, depth=sparse, K=calib.K.copy(), scene=path.name, camera="camera",
+                            name=f"{path.name}/{image.stem}", points=points, T_cam_lidar=calib.T_cam_lidar,
+                            D=calib.D, distortion_model=calib.distortion_model if calib.D is not None else "")
         return load
 
     return Recording(str(path), [loader(p) for p in images])

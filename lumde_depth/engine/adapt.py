@@ -75,6 +75,8 @@ class AdaptConfig:
     loss: str = field("l1", choices=LOSSES, doc="error at the held-out LiDAR points: l1 (m), berhu, log_l1")
     seed: int = field(0, low=0)
     eval_draws: int = field(1, low=1, high=20, doc="random 20 % hold-out draws per scored frame")
+    score: bool = field(True, doc="score before and after on held-out frames; false: train on every frame of the "
+                                  "recording and report no figures (e.g. a bench that scores the model itself)")
     checkpoint_every: int = field(100, low=1)
     keep: int = field(2, low=1, doc="training-state checkpoints kept")
     log_every: int = field(25, low=1, doc="a plain progress line (and a train.csv row) every N steps")
@@ -254,7 +256,7 @@ def adapt(recording: Recording, out: str | Path, *, model: str | Path | None = N
         raise ConfigError("crop and input_size are (height, width) pairs")
     out = Path(out)
     source = Path(model) if model else DEFAULT_MODEL
-    train_set, eval_set = _split(recording, eval_recording, cfg.holdout)
+    train_set, eval_set = _split(recording, eval_recording, cfg.holdout) if cfg.score else (recording, None)
     identity = {**to_dict(cfg), "model": str(source), "recording": recording.name,
                 "eval_recording": eval_recording.name if eval_recording is not None else None}
     state = prepare_run_dir(out, identity, resume, free=FREE_ON_RESUME)
@@ -272,11 +274,12 @@ def adapt(recording: Recording, out: str | Path, *, model: str | Path | None = N
     lo, source_hi = (float(v) for v in source_meta.get("depth_range", (0.0, 100.0)))
     hi = cfg.max_depth or max(source_hi, float(np.ceil(np.percentile(depths, 99.9) / 10.0) * 10.0))
     meta = {**source_meta, "input_size": list(size), "depth_range": [lo, hi]}
-    log(f"lumde adapt: {len(train_set)} frames of {recording.name} to adapt on, {len(eval_set)} held-out frames "
-        f"({eval_set.name}) to score on; network input {size[1]}x{size[0]}, depth range {lo:g}-{hi:g} m")
+    log(f"lumde adapt: {len(train_set)} frames of {recording.name} to adapt on, "
+        + (f"{len(eval_set)} held-out frames ({eval_set.name}) to score on" if eval_set else "not scored")
+        + f"; network input {size[1]}x{size[0]}, depth range {lo:g}-{hi:g} m")
     synthetic = _synthetic_frames(cfg, source_meta) if cfg.synthetic_ratio > 0 else []
 
-    before = _score_before(source, net, meta, eval_set, cfg, device)
+    before = _score_before(source, net, meta, eval_set, cfg, device) if eval_set else {}
     _print_scores("before", before, log)
 
     net = net.to(device).train()
@@ -323,7 +326,7 @@ def adapt(recording: Recording, out: str | Path, *, model: str | Path | None = N
 
     net.eval()
     after = score({"after": completer_for(net, meta, device)}, eval_set.frames(), cfg.seed, cfg.eval_draws,
-                  cfg.progress)
+                  cfg.progress) if eval_set else {}
     _print_scores("after", after, log)
     report = _report(cfg, source, recording, train_set, eval_set, meta, before, after, step)
     meta["adapted"] = {k: report[k] for k in ("source_model", "recording", "train_frames", "eval_frames", "steps",
@@ -404,16 +407,17 @@ def _print_scores(title: str, scores: dict[str, dict[str, float]], log: Callable
         log(f"lumde adapt [{title}] {name}: RMSE {m['rmse']:.1f} mm, MAE {m['mae']:.1f} mm, iRMSE {m['irmse']:.2f} 1/km")
 
 
-def _report(cfg: AdaptConfig, source: Path, recording: Recording, train_set: Recording, eval_set: Recording,
+def _report(cfg: AdaptConfig, source: Path, recording: Recording, train_set: Recording, eval_set: Recording | None,
             meta: dict[str, Any], before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
             step: int) -> dict[str, Any]:
-    rmse_before, rmse_after = before["before"]["rmse"], after["after"]["rmse"]
+    reduction = 1.0 - after["after"]["rmse"] / before["before"]["rmse"] if eval_set else None
     return {"source_model": str(source), "recording": recording.name, "train_frames": len(train_set),
-            "eval_frames": len(eval_set), "eval_set": eval_set.name, "steps": step,
+            "eval_frames": len(eval_set) if eval_set else 0, "eval_set": eval_set.name if eval_set else None,
+            "steps": step,
             "input_size": meta["input_size"], "depth_range": meta["depth_range"],
             "synthetic_ratio": cfg.synthetic_ratio, "protocol": f"{int(EVAL_HOLDOUT * 100)} % of each held-out frame's "
             f"LiDAR points held out of the input as ground truth, {cfg.eval_draws} draw(s) per frame; KITTI metrics",
-            "before": before, "after": after, "rmse_reduction": 1.0 - rmse_after / rmse_before,
+            "before": before, "after": after, "rmse_reduction": reduction,
             "config": to_dict(cfg)}
 
 
@@ -421,6 +425,13 @@ def _report_md(report: dict[str, Any]) -> str:
     rows = [f"| {name} | {m['rmse']:.1f} | {m['mae']:.1f} | {m['irmse']:.2f} | {m['imae']:.2f} |"
             for scores in (report["before"], report["after"]) for name, m in scores.items()]
     h, w = report["input_size"]
+    reduction = report["rmse_reduction"]
+    if reduction is None:
+        verdict = "- not scored (`score: false`): every frame was trained on"
+    elif reduction >= 0:
+        verdict = f"- RMSE as the node runs it: {reduction * 100:.1f} % lower after adaptation"
+    else:
+        verdict = f"- RMSE as the node runs it: {-reduction * 100:.1f} % HIGHER after adaptation"
     return "\n".join([
         "# lumde adapt: before / after",
         "",
@@ -430,9 +441,7 @@ def _report_md(report: dict[str, Any]) -> str:
         f"- {report['steps']} steps, synthetic ratio {report['synthetic_ratio']}, network input {w}x{h}, "
         f"depth range {report['depth_range'][0]:g}-{report['depth_range'][1]:g} m",
         f"- protocol: {report['protocol']}",
-        f"- RMSE as the node runs it: {report['rmse_reduction'] * 100:.1f} % lower after adaptation"
-        if report["rmse_reduction"] >= 0 else
-        f"- RMSE as the node runs it: {-report['rmse_reduction'] * 100:.1f} % HIGHER after adaptation",
+        verdict,
         "",
         "| model | RMSE (mm) | MAE (mm) | iRMSE (1/km) | iMAE (1/km) |",
         "|---|---:|---:|---:|---:|",
