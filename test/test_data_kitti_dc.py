@@ -185,3 +185,69 @@ def test_batches_collate_through_a_dataloader(tmp_path):
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4, shuffle=False)))
     assert batch["rgb"].shape == (4, 3, 32, 48) and batch["sparse"].shape == batch["gt"].shape == (4, 1, 32, 48)
     assert batch["K"].shape == (4, 3, 3) and len(batch["name"]) == 4
+
+
+def test_raw_drives_are_read_only_from_inside_the_root_or_raw_root(tmp_path):
+    """A folder beside the root may hold other drives of the same name (synthetic names repeat): never read."""
+    _write_layout(tmp_path / "dc", tmp_path / "dc", tmp_path / "raw", split="train")
+    with pytest.raises(DataError, match=rf"looked for {DATE}/{DRIVES[0]} in {tmp_path}/dc/raw, {tmp_path}/dc; "
+                                        r"pass raw_root="):
+        KittiDepthCompletion(tmp_path / "dc", "train")
+    ds = KittiDepthCompletion(tmp_path / "dc", "train", raw_root=tmp_path / "raw", size=None)
+    assert ds.sources["images and calibration"] == str(tmp_path / "raw")
+    assert f"images and calibration from {tmp_path / 'raw'}" in ds.describe() and "inside the root" not in ds.describe()
+    # the flattened layout of `lumde synth`: <root>/raw, said so
+    _write_layout(tmp_path / "synth", tmp_path / "synth", tmp_path / "synth" / "raw", split="train")
+    ds = KittiDepthCompletion(tmp_path / "synth", "train", size=None)
+    line = ds.describe()
+    assert line.startswith("6 frames; sparse depth from ") and f"ground truth from {tmp_path / 'synth' / 'train'}" in line
+    assert f"images and calibration from {tmp_path / 'synth' / 'raw'} (found inside the root" in line
+
+
+def test_a_crop_without_augmentation_is_refused(tmp_path):
+    _write_layout(tmp_path, tmp_path, tmp_path / "raw", split="val")
+    _write_layout(tmp_path, tmp_path, tmp_path / "raw", split="train")
+    for split, augment in (("train", False), ("val", None)):
+        with pytest.raises(DataError, match=r"crop=\[24, 40\] has no effect: it is the random training crop"):
+            build_dataset("kitti_dc", tmp_path, split, size=(32, 48), crop=(24, 40), augment=augment)
+    assert build_dataset("kitti_dc", tmp_path, "val", size=(32, 48), crop=(24, 40), augment=True)[0]["rgb"].shape == \
+        (3, 24, 40)
+
+
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_damaged_files_are_named_and_found_up_front(tmp_path):
+    from lumde_depth.data.check import file_problem, find_damaged
+    from lumde_depth.data.depth_io import read_depth_png
+    _write_layout(tmp_path, tmp_path, tmp_path / "raw", split="val")
+    ds = KittiDepthCompletion(tmp_path, "val", size=None)
+    assert find_damaged(ds) == [] and find_damaged(ds, full=True) == []
+    gt = tmp_path / "val" / DRIVES[1] / "proj_depth" / "groundtruth" / "image_02" / "0000000006.png"
+    _truncate(gt)
+    # reading it names the file (no bare Pillow traceback) ...
+    with pytest.raises(DataError, match=rf"{gt}: cannot read the depth PNG, the file is damaged"):
+        read_depth_png(gt)
+    with pytest.raises(DataError, match=str(gt)):
+        ds[4]
+    # ... and the quick check finds it from its last bytes, with the frame's index
+    assert file_problem(gt) == "truncated (the PNG end marker is missing)"
+    assert find_damaged(ds) == [(4, f"{gt}: truncated (the PNG end marker is missing)")]
+    # through a Subset: local indices; a missing image and a foreign file too
+    image = tmp_path / "raw" / DATE / DRIVES[0] / "image_02" / "data" / "0000000005.png"
+    image.unlink()
+    sparse = tmp_path / "val" / DRIVES[0] / "proj_depth" / "velodyne_raw" / "image_02" / "0000000007.png"
+    sparse.write_text("not a png")
+    damaged = find_damaged(torch.utils.data.Subset(ds, [4, 0, 2, 1]))
+    assert damaged == [(0, f"{gt}: truncated (the PNG end marker is missing)"), (1, f"{image}: missing"),
+                       (2, f"{sparse}: not a PNG file (it does not start like one)")]
+    # damage inside a complete-looking PNG is found only by reading it (full)
+    other = tmp_path / "val" / DRIVES[1] / "proj_depth" / "velodyne_raw" / "image_02" / "0000000005.png"
+    data = bytearray(other.read_bytes())
+    data[60:90] = bytes(30)
+    other.write_bytes(bytes(data))
+    assert [i for i, _ in find_damaged(ds)] == [0, 2, 4]
+    full = find_damaged(ds, full=True)
+    assert [i for i, _ in full] == [0, 2, 3, 4] and str(other) in full[2][1]

@@ -254,7 +254,7 @@ def test_sparse_target_and_missing_gt_message():
 def test_config_is_strict(tmp_path):
     path = tmp_path / "loss.yaml"
     path.write_text("method: lspkd\nterms:\n  - {kind: att, wieght: 2.0}\n")
-    with pytest.raises(ConfigError, match="'terms\\[0\\].wieght'.*did you mean 'weight'"):
+    with pytest.raises(ConfigError, match="'terms\\[0\\].wieght'.*did you mean 'terms\\[0\\].weight'"):
         load(LossConfig, path)
     bad = {"method: blackbox\nw1: 1.0\n": "'w1' applies to method 'lspkd'",
            "method: lspkd\nlambda1: 0.2\n": "'lambda1' applies to method 'blackbox'",

@@ -136,3 +136,26 @@ def test_foreign_or_damaged_files_are_refused(tmp_path, content):
         load_model(path)
     with pytest.raises(ModelFileError, match=str(path)):
         ckpt.load_checkpoint(path)
+
+
+def test_train_on_a_truncated_depth_png_names_it_before_any_run_folder(tmp_path, capsys):
+    """A KITTI DC layout with one truncated ground-truth PNG: `lumde train` stops up front naming the file;
+    with data.skip_corrupt=true it trains on the other frames and says how many it skipped."""
+    import engine_toy  # noqa: F401  (registers toy_completion)
+    from test_data_kitti_dc import DRIVES, _write_layout
+    from test_engine_train import write_config
+    _write_layout(tmp_path / "dc", tmp_path / "dc", tmp_path / "dc" / "raw", split="train")
+    gt = tmp_path / "dc" / "train" / DRIVES[1] / "proj_depth" / "groundtruth" / "image_02" / "0000000006.png"
+    gt.write_bytes(gt.read_bytes()[:300])
+    path = write_config(tmp_path, data__kind="kitti_dc", data__root=str(tmp_path / "dc"),
+                        data__train_kwargs={"size": None}, stages=[{"steps": 2, "lr": 0.01}], data__batch_size=2)
+    run = tmp_path / "run"
+    assert lumde(["train", "--config", str(path), "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"data (train split 'train'): 1 of 6 frames are damaged: {gt}: truncated" in err
+    assert "data.skip_corrupt=true" in err and not run.exists()
+    assert lumde(["train", "--config", str(path), "--out", str(run), "data.skip_corrupt=true"]) == 0
+    out = capsys.readouterr().out
+    assert f"images and calibration from {tmp_path / 'dc' / 'raw'} (found inside the root" in out
+    assert f"data (train split 'train'): skipped 1 of 6 frames (damaged; data.skip_corrupt=true): {gt}" in out
+    assert (run / "model.pt").is_file()

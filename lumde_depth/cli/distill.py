@@ -12,10 +12,16 @@ import argparse
 from pathlib import Path
 
 from lumde_depth.cli.train import add_run_arguments, load_config, report, run_dir
+from lumde_depth.config import ConfigError
+from lumde_depth.engine.experiment import check_command
 
 
 def _distill(args: argparse.Namespace) -> int:
+    if args.cache_only and not args.cache_teacher:
+        raise ConfigError("--cache-only has no effect without --cache-teacher (it stops after writing the cache): "
+                          "add --cache-teacher")
     cfg = load_config(args)
+    check_command(cfg, distill=True, cache_teacher=args.cache_teacher)
     out = run_dir(args, cfg)
     if args.cache_teacher:
         from lumde_depth.engine.teacher_cache import build_cache

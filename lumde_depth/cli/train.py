@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lumde_depth.engine.experiment import ExperimentConfig, load_experiment
+from lumde_depth.engine.experiment import ExperimentConfig, check_command, load_experiment
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="experiment yaml (config/train/*.yaml)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="overrides of config keys, e.g. data.batch_size=4 optim.weight_decay=1e-6")
+                        help="overrides of config keys, anywhere on the line, e.g. data.batch_size=4 "
+                             "stages.0.lr=3e-4 (or stages[0].lr=3e-4)")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +43,7 @@ def report(result) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     cfg = load_config(args)
+    check_command(cfg, distill=False)
     from lumde_depth.engine.trainer import run
     report(run(cfg, run_dir(args, cfg), resume=args.resume, distill=False))
     return 0

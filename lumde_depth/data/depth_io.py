@@ -33,11 +33,15 @@ def read_depth_png(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     _require_file(path)
-    with Image.open(path) as img:
-        if img.mode not in ("I;16", "I;16B", "I"):
-            raise DataError(f"{path}: depth PNG must be 16-bit single channel (uint16 metres x 256), "
-                            f"got Pillow mode {img.mode!r}; write it with write_depth_png")
-        raw = np.asarray(img)
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("I;16", "I;16B", "I"):
+                raise DataError(f"{path}: depth PNG must be 16-bit single channel (uint16 metres x 256), "
+                                f"got Pillow mode {img.mode!r}; write it with write_depth_png")
+            raw = np.asarray(img)
+    except (OSError, SyntaxError) as exc:  # Pillow: truncated or damaged data (SyntaxError: "broken PNG file")
+        raise DataError(f"{path}: cannot read the depth PNG, the file is damaged ({exc}); restore or regenerate "
+                        "it") from None
     if raw.dtype == np.int32 and (raw.min(initial=0) < 0 or raw.max(initial=0) > 65535):
         raise DataError(f"{path}: depth PNG values out of the uint16 range")
     return (raw.astype(np.float32) / np.float32(DEPTH_SCALE)).astype(np.float32)
@@ -69,8 +73,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
             if img.mode in ("I;16", "I;16B", "I", "F"):
                 raise DataError(f"{path}: expected a colour image, got a {img.mode} (depth-like) image")
             return np.asarray(img.convert("RGB"))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read image ({exc})") from exc
+    except (OSError, SyntaxError) as exc:
+        raise DataError(f"{path}: cannot read the image, the file is damaged ({exc}); restore or regenerate "
+                        "it") from None
 
 
 def read_intrinsics_txt(path: str | Path) -> np.ndarray:

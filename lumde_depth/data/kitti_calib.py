@@ -8,6 +8,7 @@ import numpy as np
 
 from lumde_depth.data.depth_io import DataError
 from lumde_depth.geometry import Calibration, read_kitti_raw_calib
+from lumde_depth.geometry.calibration import RAW_CAM_TO_CAM, RAW_VELO_TO_CAM
 
 CAMERAS = {"image_00": 0, "image_01": 1, "image_02": 2, "image_03": 3}
 
@@ -19,6 +20,11 @@ def drive_calibration(date_dir: Path, camera: str) -> Calibration:
     if camera not in CAMERAS:
         raise DataError(f"camera folder {camera!r} unknown; use one of {', '.join(CAMERAS)}")
     return read_kitti_raw_calib(date_dir, CAMERAS[camera])
+
+
+def calib_files(date_dir: Path) -> list[Path]:
+    """The calibration files :func:`drive_calibration` reads from ``date_dir``."""
+    return [date_dir / RAW_CAM_TO_CAM, date_dir / RAW_VELO_TO_CAM]
 
 
 def camera_matrix(date_dir: Path, camera: str, image: Path, shape: tuple[int, ...]) -> np.ndarray:

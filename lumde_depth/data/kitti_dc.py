@@ -9,8 +9,12 @@ Official layout (as the KITTI archives unpack)::
 
 Flattened layout (what ``lumde synth --layout kitti_dc`` writes, and many repositories use): one
 root holding ``{train,val}/<drive>/proj_depth/{velodyne_raw,groundtruth}/image_02/`` and the raw
-drives under ``<root>/raw/`` (or next to the splits, or anywhere given as ``raw_root=``). Each root
-can also be given explicitly (``velodyne_root=``, ``groundtruth_root=``, ``raw_root=``).
+drives under ``<root>/raw/`` (where ``lumde synth`` puts them) or next to the splits. Without
+``raw_root=`` only these two places inside the root are searched, never a folder beside it: another
+folder may hold different drives of the same name (synthetic drive names always repeat). Each root
+can also be given explicitly (``velodyne_root=``, ``groundtruth_root=``, ``raw_root=``);
+:attr:`KittiDepthCompletion.sources` and :meth:`~KittiDepthCompletion.describe` say which folders
+were read.
 
 Selected sets: ``depth_selection/val_selection_cropped/{image,velodyne_raw,groundtruth_depth,intrinsics}``
 (1216x352 crops, K in a 9-number txt per frame) and ``test_depth_completion_anonymous`` (no ground
@@ -20,13 +24,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from lumde_depth.data.depth_io import DataError, read_depth_png, read_intrinsics_txt, read_rgb
-from lumde_depth.data.kitti_calib import camera_matrix
+from lumde_depth.data.kitti_calib import calib_files, camera_matrix
 from lumde_depth.data.sample import FrameDataset, check_same_size, depth_tensor, list_files, require_dir, rgb_tensor
 from lumde_depth.data.transforms import ColorJitter, Compose, Crop, HFlip, Sample, Transform
 
@@ -40,7 +44,12 @@ SELECTION_SPLITS = {"val_selection_cropped": True, "test_depth_completion_anonym
 def kitti_transform(train: bool, size: tuple[int, int] | None = KITTI_CROP,
                     crop: tuple[int, int] | None = None) -> Transform:
     """Bottom crop to ``size`` (None: keep the full frame); for training also a random ``crop``
-    inside it, a horizontal flip and colour jitter."""
+    inside it, a horizontal flip and colour jitter. A ``crop`` without ``train`` would be ignored,
+    so it is an error."""
+    if crop and not train:
+        raise DataError(f"crop={list(crop)} has no effect: it is the random training crop, drawn only with "
+                        "augmentation, which is off here (augment=false, or a split other than 'train'); remove "
+                        "crop, or give size=[H, W] for a fixed bottom crop")
     steps: list[Transform] = [Crop(size[0], size[1], "bottom")] if size else []
     if train:
         if crop:
@@ -65,9 +74,10 @@ def _split_dir(explicit: Path | None, root: Path, official: str, split: str) -> 
 
 
 def _raw_candidates(root: Path, raw_root: Path | None) -> list[Path]:
+    """Where the raw drives are looked for: ``raw_root`` alone, else only inside ``root``."""
     if raw_root is not None:
         return [raw_root]
-    return [root / "raw", root / "data_raw", root, root.parent / "raw"]
+    return [root / "raw", root]
 
 
 class KittiDepthCompletion(FrameDataset):
@@ -98,6 +108,12 @@ class KittiDepthCompletion(FrameDataset):
                                  "data_depth_annotated", split)
         raws = _raw_candidates(root, None if raw_root is None else Path(raw_root))
         self.frames = self._index(velodyne, groundtruth, raws, cameras)
+        gt = {str(f.gt.parents[4]) for f in self.frames if f.gt is not None}
+        #: The folders read: sparse depth, ground truth (None without) and raw images + calibration.
+        self.sources: dict[str, Any] = {
+            "sparse depth": str(velodyne), "ground truth": ", ".join(sorted(gt)) or None,
+            "images and calibration": ", ".join(sorted({str(f.calib.parent) for f in self.frames})),
+            "raw_root given": raw_root is not None}
         train = split == "train"
         augment = train if augment is None else augment
         super().__init__(transform or kitti_transform(augment, size, crop), seed, deterministic=not augment)
@@ -140,10 +156,26 @@ class KittiDepthCompletion(FrameDataset):
     def __len__(self) -> int:
         return len(self.frames)
 
+    def describe(self) -> str:
+        """One line naming every folder the frames come from."""
+        src = self.sources
+        raw = src["images and calibration"]
+        how = "" if src["raw_root given"] else " (found inside the root; give raw_root= to read other drives)"
+        return (f"{len(self)} frames; sparse depth from {src['sparse depth']}, ground truth from "
+                f"{src['ground truth'] or 'nowhere (none found)'}, images and calibration from {raw}{how}")
+
+    def frame_files(self, index: int) -> list[Path]:
+        """The files sample ``index`` is read from (for an up-front check, :mod:`lumde_depth.data.check`)."""
+        return _frame_files(self.frames[index], calib_files(self.frames[index].calib))
+
     def load(self, index: int, rng: np.random.Generator) -> Sample:
         frame = self.frames[index]
         camera = frame.name.split("/")[1]
         return _load_frame(frame, lambda shape: camera_matrix(frame.calib, camera, frame.rgb, shape))
+
+
+def _frame_files(frame: _Frame, calib: list[Path]) -> list[Path]:
+    return [frame.rgb, frame.sparse, *([frame.gt] if frame.gt is not None else []), *calib]
 
 
 def _load_frame(frame: _Frame, intrinsics: Callable[[tuple[int, ...]], np.ndarray]) -> Sample:
@@ -187,6 +219,10 @@ class KittiDepthSelection(FrameDataset):
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def frame_files(self, index: int) -> list[Path]:
+        """The files sample ``index`` is read from (for an up-front check, :mod:`lumde_depth.data.check`)."""
+        return _frame_files(self.frames[index], [self.frames[index].calib])
 
     def load(self, index: int, rng: np.random.Generator) -> Sample:
         frame = self.frames[index]

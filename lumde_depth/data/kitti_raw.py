@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from lumde_depth.data.depth_io import DataError, read_rgb, read_timestamps_ns, read_velodyne_bin
-from lumde_depth.data.kitti_calib import camera_matrix, drive_calibration
+from lumde_depth.data.kitti_calib import calib_files, camera_matrix, drive_calibration
 from lumde_depth.data.kitti_dc import kitti_transform
 from lumde_depth.data.sample import FrameDataset, check_same_size, depth_tensor, list_files, require_dir, rgb_tensor
 from lumde_depth.data.transforms import Sample, Transform
@@ -168,10 +168,23 @@ class KittiRaw(FrameDataset):
         stamps = self._stamps[path]
         return float(stamps[frame.index]) if frame.index < stamps.size else float("nan")
 
+    def frame_files(self, index: int) -> list[Path]:
+        """The files sample ``index`` is read from (for an up-front check, :mod:`lumde_depth.data.check`)."""
+        frame = self.frames[index]
+        offsets = (0, -self.stride, self.stride) if self.triplets else (0,)
+        scan, projected = self._lidar_files(frame)
+        lidar = scan if self.sparse_source == "bin" or (self.sparse_source == "auto" and scan.is_file()) else projected
+        return [*(frame.image(o) for o in offsets), lidar, *calib_files(frame.drive.parent)]
+
+    @staticmethod
+    def _lidar_files(frame: _Frame) -> tuple[Path, Path]:
+        """The frame's scan (``.bin``) and precomputed projection (``.npz``) paths."""
+        return (frame.drive / "velodyne_points" / "data" / f"{frame.stem()}.bin",
+                frame.drive / "proj_depth" / "velodyne" / frame.camera / f"{frame.stem()}.npz")
+
     def sparse_depth(self, frame: _Frame, width: int, height: int) -> np.ndarray:
         """The frame's LiDAR depth in its camera image, ``(height, width)`` float32 metres."""
-        scan = frame.drive / "velodyne_points" / "data" / f"{frame.stem()}.bin"
-        projected = frame.drive / "proj_depth" / "velodyne" / frame.camera / f"{frame.stem()}.npz"
+        scan, projected = self._lidar_files(frame)
         if self.sparse_source == "bin" or (self.sparse_source == "auto" and scan.is_file()):
             if not scan.is_file():
                 raise DataError(f"{scan}: LiDAR scan not found (sparse_source='bin')")

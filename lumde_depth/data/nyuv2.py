@@ -83,6 +83,10 @@ class NYUv2(FrameDataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def frame_files(self, index: int) -> list[Path]:
+        """The file sample ``index`` is read from (for an up-front check, :mod:`lumde_depth.data.check`)."""
+        return [self.files[index]]
+
     def load(self, index: int, rng: np.random.Generator) -> Sample:
         path = self.files[index]
         rgb, depth = read_nyu_h5(path)

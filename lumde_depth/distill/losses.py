@@ -43,7 +43,8 @@ from lumde_depth.distill.lumde import LumdeConfig, LumdeLoss
 from lumde_depth.distill.similarity import PADDINGS
 from lumde_depth.distill.supervision import (TARGETS, logged, masked_error, student_depth, target_depth,
                                              teacher_depth)
-from lumde_depth.distill.teachers import Teacher, load_teacher, probe_batch, run_model
+from lumde_depth.distill.teachers import (Teacher, check_teacher_kind, load_teacher, model_kind, probe_batch,
+                                          run_model)
 from lumde_depth.models.io import unwrap
 
 METHODS = ("lspkd", "blackbox", "lumde")
@@ -168,6 +169,9 @@ def build_loss(cfg: LossConfig | Mapping[str, Any], student: nn.Module | None = 
     """
     if not isinstance(cfg, LossConfig):
         cfg = from_dict(LossConfig, dict(cfg))
+    if teacher is not None and student is not None and cfg.method != "lumde":
+        teacher = load_teacher(teacher)
+        check_teacher_kind(teacher, model_kind(unwrap(student)))
     if cfg.method == "blackbox":
         return BlackBoxLoss(cfg.lambda1, cfg.lambda2, cfg.target)
     if cfg.method == "lumde":

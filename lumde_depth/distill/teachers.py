@@ -14,7 +14,8 @@ metres, no grad, on the batch's device) and, for a live model, the requested nam
 
 Cache layout::
 
-    <dir>/index.json         {"format", "teacher": identity, "input_size": [H, W], "dtype", "files": {name: path}}
+    <dir>/index.json         {"format", "teacher": identity, "kind", "input_size": [H, W], "dtype",
+                              "augmentation": what the frames were made under, "files": {name: path}}
     <dir>/depth/<file>.npy   H x W depth in metres, float16 (relative error <= 2^-11) or float32
 """
 from __future__ import annotations
@@ -55,6 +56,17 @@ def model_kind(module: Any) -> str:
         raise TeacherError(f"cannot tell the model kind: forward takes {count} inputs (expected rgb, or rgb and "
                            "sparse)")
     return "completion" if count == 2 else "monocular"
+
+
+def check_teacher_kind(teacher: "Teacher", student_kind: str) -> None:
+    """Refuse a monocular teacher for a completion student: its depth ignores the LiDAR (and a
+    self-supervised one is known only up to scale), so it would teach the student to ignore it too.
+    A monocular student may learn from either kind."""
+    if student_kind == "completion" and teacher.kind == "monocular":
+        raise TeacherError(f"the teacher {teacher.identity} is a monocular model (model(rgb)) but the student is a "
+                           "completion model (model(rgb, sparse)): a completion student distils from a completion "
+                           "teacher (e.g. a trained lspkd_teacher model file); monocular teachers teach monocular "
+                           "students (loss method: lumde)")
 
 
 def run_model(module: Any, batch: Mapping[str, Any], kind: str | None = None) -> Any:
@@ -237,6 +249,9 @@ class CachedTeacher(Teacher):
         self.files: dict[str, str] = index["files"]
         self.input_size = tuple(index["input_size"])
         self.identity = f"cache:{self.folder.name} of {index['teacher']}"
+        self.kind = index.get("kind", "completion")
+        #: What the cached frames were made under (None: not recorded, a cache written by hand).
+        self.augmentation: dict[str, Any] | None = index.get("augmentation")
 
     def __len__(self) -> int:
         return len(self.files)
@@ -318,11 +333,14 @@ def load_teacher(source: Teacher | nn.Module | str | Path) -> Teacher:
 
 
 def cache_teacher_predictions(teacher: Teacher | nn.Module | str | Path, dataloader: Iterable[Mapping[str, Any]],
-                              out_dir: str | Path, dtype: str = "float16", progress: bool = True) -> Path:
+                              out_dir: str | Path, dtype: str = "float16", progress: bool = True,
+                              augmentation: Mapping[str, Any] | None = None) -> Path:
     """Run ``teacher`` over ``dataloader`` once and write its depth per frame name to ``out_dir``.
 
-    The loader must give the same crops as the distillation run will (no random augmentation).
-    Returns the path of the written ``index.json``; read it back with :class:`CachedTeacher`.
+    The loader must give the same crops as the distillation run will (no random augmentation);
+    ``augmentation`` records what its frames were made under (e.g. ``{"random": False}``), which
+    a distillation run checks. Returns the path of the written ``index.json``; read it back with
+    :class:`CachedTeacher`.
     """
     if dtype not in CACHE_DTYPES:
         raise ValueError(f"cache dtype must be one of {CACHE_DTYPES}, got {dtype!r}")
@@ -350,8 +368,8 @@ def cache_teacher_predictions(teacher: Teacher | nn.Module | str | Path, dataloa
             np.save(out_dir / files[name], frame)
     if input_size is None:
         raise TeacherError("the data loader gave no batches: nothing to cache")
-    index = {"format": CACHE_FORMAT, "teacher": teacher.identity, "input_size": input_size, "dtype": dtype,
-             "files": files}
+    index = {"format": CACHE_FORMAT, "teacher": teacher.identity, "kind": teacher.kind, "input_size": input_size,
+             "dtype": dtype, "augmentation": None if augmentation is None else dict(augmentation), "files": files}
     index_path = out_dir / "index.json"
     tmp = index_path.with_name("index.json.tmp")
     tmp.write_text(json.dumps(index, indent=1))

@@ -1,6 +1,8 @@
 """Datasets for the engine: built from the experiment config, with reproducible augmentation.
 
-Random crops, flips and colour jitter draw from the global torch / numpy / python generators.
+:func:`build_split` names the folders a split is read from and checks its files up front
+(``data.check``, ``data.skip_corrupt``). Random crops, flips and colour jitter draw from the
+global torch / numpy / python generators.
 :class:`SeededSamples` seeds those from (seed, epoch, index) around every sample, so a sample's
 augmentation does not depend on the worker that loads it or on what was loaded before: a resumed
 run re-creates the interrupted run's batches exactly.
@@ -8,6 +10,7 @@ run re-creates the interrupted run's batches exactly.
 from __future__ import annotations
 
 import importlib
+import os
 import random
 from typing import Any, Callable
 
@@ -48,7 +51,43 @@ def build_split(cfg: DataConfig, split: str, train: bool) -> Dataset:
         dataset = Subset(dataset, range(limit))
     if len(dataset) == 0:
         raise ConfigError(f"data: the '{split}' split of {kind} at {root} is empty; check data.root")
+    what = f"{'train' if train else 'val'} split '{split}'"
+    if hasattr(_base(dataset), "describe") and _is_main():
+        print(f"data ({what}): {_base(dataset).describe()}")
+    if cfg.check != "none":
+        dataset = drop_damaged(dataset, cfg.check == "full", cfg.skip_corrupt, what)
     return dataset
+
+
+def drop_damaged(dataset: Dataset, full: bool, skip: bool, what: str) -> Dataset:
+    """``dataset`` after the up-front file check: unchanged, without its damaged frames (``skip``,
+    said on the console), or a ConfigError naming the damaged files."""
+    from lumde_depth.data.check import find_damaged
+    damaged = find_damaged(dataset, full=full)
+    if not damaged:
+        return dataset
+    shown = "; ".join(problem for _, problem in damaged[:3]) + ("; ..." if len(damaged) > 3 else "")
+    count = f"{len(damaged)} of {len(dataset)} frames"
+    if not skip:
+        raise ConfigError(f"data ({what}): {count} are damaged: {shown}. Restore or regenerate these files, or "
+                          "set data.skip_corrupt=true to train without them")
+    if len(damaged) == len(dataset):
+        raise ConfigError(f"data ({what}): all {count} are damaged ({shown}); nothing is left to train on")
+    if _is_main():
+        print(f"data ({what}): skipped {count} (damaged; data.skip_corrupt=true): {shown}")
+    bad = {index for index, _ in damaged}
+    return Subset(dataset, [i for i in range(len(dataset)) if i not in bad])
+
+
+def _base(dataset: Dataset) -> Dataset:
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
+def _is_main() -> bool:
+    """Rank 0 under torchrun, or a single process: the one that speaks on the console."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 class SeededSamples(Dataset):

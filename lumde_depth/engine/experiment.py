@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from lumde_depth.config import ConfigError, field, load
+from lumde_depth.config import ConfigError, field, load, warn
 
 #: Metric names of each evaluation protocol, in table order; True where lower is better.
 PROTOCOL_METRICS: dict[str, dict[str, bool]] = {
@@ -24,6 +24,7 @@ PROTOCOL_METRICS: dict[str, dict[str, bool]] = {
 PROTOCOL_METRICS["mono_lidar"] = PROTOCOL_METRICS["mono"]
 PROTOCOLS = tuple(PROTOCOL_METRICS)
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DATA_CHECKS = ("quick", "full", "none")
 
 
 @dataclass
@@ -52,6 +53,11 @@ class DataConfig:
     depth_range: list[float] = field(default_factory=lambda: [0.0, 80.0], low=0.0,
                                      doc="[min, max] metres; recorded in the model file, predictions clamped to it")
     protocol: str = field("kitti", choices=PROTOCOLS, doc="evaluation metrics (DESIGN.md section 8)")
+    check: str = field("quick", choices=DATA_CHECKS,
+                       doc="before training, the files of both splits: quick = every file exists and is complete "
+                           "(a truncated PNG is found); full = every sample is read (slow); none")
+    skip_corrupt: bool = field(False, doc="drop the frames the check finds damaged (named and counted) instead of "
+                                          "stopping with an error")
 
 
 @dataclass
@@ -70,7 +76,6 @@ class StageConfig:
     train: list[str] = field(default_factory=list, doc="parameter-name prefixes trained in this stage (empty = all)")
     freeze: list[str] = field(default_factory=list, doc="parameter-name prefixes frozen in this stage")
     target: str = field("depth", doc="model output supervised in this stage (e.g. coarse_depth for a backbone stage)")
-    distill: bool = field(True, doc="apply the teacher terms in this stage (distill runs only)")
 
 
 @dataclass
@@ -145,32 +150,86 @@ class ExperimentConfig:
 
 
 def load_experiment(path: str | Path | None, overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """Load and fully validate an experiment (including the loss section and the imports)."""
-    cfg = load(ExperimentConfig, path, overrides)
-    where = f"{path}: " if path is not None else ""
+    """Load and fully validate an experiment (including the loss section, the imports, the model's
+    arguments and options that would have no effect); errors name the file or the command line."""
+    return load(ExperimentConfig, path, overrides, check=check_experiment)
+
+
+def check_experiment(cfg: ExperimentConfig) -> None:
+    """Everything about ``cfg`` that can be checked without data or models (ConfigError otherwise)."""
     if not cfg.stages:
-        raise ConfigError(f"{where}'stages' is empty: give at least one stage, e.g. stages: [{{steps: 1000}}]")
+        raise ConfigError("'stages' is empty: give at least one stage, e.g. stages: [{steps: 1000}]")
     if len(cfg.data.depth_range) != 2 or cfg.data.depth_range[0] >= cfg.data.depth_range[1]:
-        raise ConfigError(f"{where}'data.depth_range' must be [min, max] with min < max, got {cfg.data.depth_range}")
+        raise ConfigError(f"'data.depth_range' must be [min, max] with min < max, got {cfg.data.depth_range}")
     if cfg.prune.metric not in PROTOCOL_METRICS[cfg.data.protocol]:
-        raise ConfigError(f"{where}'prune.metric' = {cfg.prune.metric!r} is not a {cfg.data.protocol} metric "
+        raise ConfigError(f"'prune.metric' = {cfg.prune.metric!r} is not a {cfg.data.protocol} metric "
                           f"(choose one of {', '.join(PROTOCOL_METRICS[cfg.data.protocol])})")
     eps = cfg.prune.eps
     if len(eps) != 3 or not eps[0] <= eps[1] <= eps[2]:
-        raise ConfigError(f"{where}'prune.eps' must be three increasing thresholds [eps1, eps2, eps3], got {eps}")
+        raise ConfigError(f"'prune.eps' must be three increasing thresholds [eps1, eps2, eps3], got {eps}")
     for module in cfg.imports:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise ConfigError(f"{where}'imports': cannot import '{module}': {exc}") from None
-    validate_loss(cfg.loss, where)
-    return cfg
+            raise ConfigError(f"'imports': cannot import '{module}': {exc}") from None
+    check_model_arguments(cfg.model)
+    validate_loss(cfg.loss)
+    check_effective(cfg)
 
 
-def validate_loss(loss: dict[str, Any], where: str = "") -> None:
+def check_model_arguments(model: ModelConfig) -> None:
+    """``model.name`` is registered and ``model.kwargs`` fit its signature (nothing is built)."""
+    from lumde_depth.models.registry import check_arguments
+    try:
+        check_arguments(model.name, model.kwargs)
+    except KeyError as exc:
+        raise ConfigError(f"'model.name': {exc.args[0]}") from None
+    except TypeError as exc:
+        raise ConfigError(f"'model.kwargs': {exc}") from None
+
+
+def check_effective(cfg: ExperimentConfig) -> None:
+    """Options that would have no effect in this configuration: a :class:`ConfigWarning` naming each and
+    why (they belong to a switch that is off, e.g. validation settings with ``data.val_split`` empty)."""
+    optim, default = cfg.optim, OptimConfig()
+    for key, policy in (("step_size", "step"), ("gamma", "step"), ("power", "poly")):
+        if getattr(optim, key) != getattr(default, key) and optim.policy != policy:
+            warn(f"'optim.{key}' has no effect: it applies to optim.policy '{policy}' only (the policy is "
+                 f"'{optim.policy}')")
+    if not cfg.data.val_split:
+        unused = [key for key, value in (("data.val_kind", cfg.data.val_kind), ("data.val_root", cfg.data.val_root),
+                                         ("data.max_val_samples", cfg.data.max_val_samples),
+                                         ("data.val_kwargs", cfg.data.val_kwargs), ("eval.every", cfg.eval.every))
+                  if value]
+        if unused:
+            warn(f"{', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect: data.val_split is empty "
+                 "(no validation)")
+    if cfg.data.skip_corrupt and cfg.data.check == "none":
+        warn("'data.skip_corrupt' has no effect with data.check: none (nothing is checked, so nothing is found to "
+             "skip)")
+
+
+def check_command(cfg: ExperimentConfig, distill: bool, cache_teacher: bool = False) -> None:
+    """Teacher options the command (``lumde train`` / ``lumde distill``) would not use: a warning, or an
+    error for a distillation whose loss reads nothing from its teacher."""
+    if not distill and (cfg.teacher.source or cfg.teacher.cache_dir):
+        key = "teacher.source" if cfg.teacher.source else "teacher.cache_dir"
+        warn(f"'{key}' has no effect in `lumde train`, which trains without a teacher (distil with `lumde distill`)")
+    if distill and cfg.teacher.source is not None:
+        from lumde_depth.engine.objective import needs_teacher, parse_loss_config
+        if not needs_teacher(parse_loss_config(cfg.loss)):
+            raise ConfigError("'teacher.source' has no effect: the loss reads nothing from a teacher (w1 = 0 and no "
+                              "feature terms, lambda1 = lambda2 = 0, or no lumde kd terms); give the loss teacher "
+                              "terms, or train with `lumde train` and no teacher")
+    if distill and cfg.teacher.cache_dir and not cache_teacher:
+        warn("'teacher.cache_dir' has no effect without --cache-teacher (it is where that option writes the "
+             "teacher's predictions; a cache to train from is given as teacher.source)")
+
+
+def validate_loss(loss: dict[str, Any]) -> None:
     """Check the loss section with the distillation package's own strict config (before any work)."""
     from lumde_depth.engine.objective import parse_loss_config
     try:
         parse_loss_config(loss)
     except ConfigError as exc:
-        raise ConfigError(f"{where}loss: {exc}") from None
+        raise ConfigError(f"loss: {exc}") from None

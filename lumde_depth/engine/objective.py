@@ -50,7 +50,11 @@ def build_loss(data: Mapping[str, Any], student: nn.Module, teacher: Any = None)
                           "loss: {method: lspkd, w1: 0, terms: []} (L1), {method: blackbox, lambda1: 0, "
                           "lambda2: 0} (MSE) or {method: lumde, lumde: {kd: {pixel: 0, pairwise: 0, "
                           "adversarial: 0}}} (self-supervised)")
-    return distill_build_loss(loss_cfg, student=student, teacher=teacher)
+    from lumde_depth.distill.teachers import TeacherError
+    try:
+        return distill_build_loss(loss_cfg, student=student, teacher=teacher)
+    except TeacherError as exc:
+        raise ConfigError(f"teacher: {exc}") from None
 
 
 class Objective(nn.Module):

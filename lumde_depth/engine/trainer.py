@@ -33,6 +33,7 @@ from lumde_depth.engine.distributed import (World, barrier, broadcast_buffers, c
 from lumde_depth.engine.experiment import ExperimentConfig, StageConfig
 from lumde_depth.engine.logs import MetricsLog
 from lumde_depth.engine.objective import Objective, build_loss
+from lumde_depth.engine.preflight import check_before_writing
 from lumde_depth.engine.schedule import check_stage_prefixes, lr_at, stage_at, trainable
 from lumde_depth.models import build
 from lumde_depth.models.io import load_model, save_model
@@ -96,8 +97,11 @@ def build_teacher(cfg: ExperimentConfig) -> Any:
     if not cfg.teacher.source:
         raise ConfigError("distillation needs a teacher: set teacher.source to a model file, an exported "
                           "TorchScript/ONNX file or a folder of cached predictions")
-    from lumde_depth.distill.teachers import load_teacher
-    return load_teacher(cfg.teacher.source)
+    from lumde_depth.distill.teachers import TeacherError, load_teacher
+    try:
+        return load_teacher(cfg.teacher.source)
+    except TeacherError as exc:
+        raise ConfigError(f"teacher.source: {exc}") from None
 
 
 def prepare_run_dir(run_dir: Path, cfg: Any, resume: bool, free: tuple[str, ...] = FREE_ON_RESUME
@@ -150,6 +154,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, resume: bool, distill: bool, worl
     loader = EpochLoader(build_split(cfg.data, cfg.data.train_split, train=True), cfg.data.batch_size,
                          cfg.data.num_workers, world, cfg.seed)
     val_set = build_split(cfg.data, cfg.data.val_split, train=False) if cfg.data.val_split and world.is_main else None
+    check_before_writing(cfg, objective, teacher, loader.samples.dataset, features, world.device)
     step, epoch, batch_pos, elapsed = 0, 0, 0, 0.0
     if state is not None:
         step, epoch, batch_pos, elapsed = _restore(state, objective, optimizer, scaler, critic_opt)
