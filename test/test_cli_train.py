@@ -271,6 +271,9 @@ def test_teacher_and_student_output_sizes_are_checked_up_front(tmp_path, capsys)
     err = _failed_before_any_run_folder(["distill", "--config", str(path), "--out", str(run)], run, capsys)
     assert "the first training frame (train/0000, 16x16) does not go through the teacher, the model and the loss" in err
     assert "teacher depth is (1, 1, 8, 8) but the student's is (1, 1, 16, 16)" in err
+    err = _failed_before_any_run_folder(["distill", "--config", str(path), "--out", str(run), "--cache-teacher",
+                                         "data.train_kwargs={augment: false}"], run, capsys)
+    assert "gives 8x8 depth for 16x16 frames; a cache holds depth at the frames' size" in err
 
 
 def test_a_cached_teacher_folder_is_refused_with_random_augmentation(tmp_path, capsys):

@@ -348,7 +348,6 @@ def cache_teacher_predictions(teacher: Teacher | nn.Module | str | Path, dataloa
     if isinstance(teacher, CachedTeacher):
         raise TeacherError("the teacher is already a cache; give the model it was made from")
     out_dir = Path(out_dir)
-    (out_dir / "depth").mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     input_size: list[int] | None = None
     if progress:
@@ -360,7 +359,13 @@ def cache_teacher_predictions(teacher: Teacher | nn.Module | str | Path, dataloa
         if input_size is not None and size != input_size:
             raise TeacherError(f"frames of different sizes ({input_size} then {size}): a cache holds one input size")
         input_size = size
-        depth = teacher(batch)["depth"][:, 0].cpu().numpy().astype(dtype)
+        depth = teacher(batch)["depth"]
+        if list(depth.shape[-2:]) != size:
+            raise TeacherError(f"the teacher {teacher.identity} gives {depth.shape[-2]}x{depth.shape[-1]} depth for "
+                               f"{size[0]}x{size[1]} frames; a cache holds depth at the frames' size: give a teacher "
+                               "whose depth has its input's size")
+        (out_dir / "depth").mkdir(parents=True, exist_ok=True)
+        depth = depth[:, 0].cpu().numpy().astype(dtype)
         for name, frame in zip(names, depth):
             if name in files:
                 raise TeacherError(f"frame name {name!r} occurs twice; cached predictions are keyed by unique names")

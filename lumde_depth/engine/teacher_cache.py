@@ -47,7 +47,10 @@ def build_cache(cfg: ExperimentConfig, cache_dir: str | Path) -> Path:
     batches = (to_device(batch, device) for batch in loader)
     augmentation = {"random": False, "data": f"{cfg.data.kind}:{cfg.data.root}:{cfg.data.train_split}",
                     "train_kwargs": cfg.data.train_kwargs}
-    cache_teacher_predictions(teacher, batches, cache_dir, progress=cfg.log.progress, augmentation=augmentation)
+    try:
+        cache_teacher_predictions(teacher, batches, cache_dir, progress=cfg.log.progress, augmentation=augmentation)
+    except TeacherError as exc:
+        raise ConfigError(f"teacher.source: {exc}") from None
     return cache_dir
 
 
