@@ -52,8 +52,10 @@ def build_split(cfg: DataConfig, split: str, train: bool) -> Dataset:
     if len(dataset) == 0:
         raise ConfigError(f"data: the '{split}' split of {kind} at {root} is empty; check data.root")
     what = f"{'train' if train else 'val'} split '{split}'"
-    if hasattr(_base(dataset), "describe") and _is_main():
-        print(f"data ({what}): {_base(dataset).describe()}")
+    base = _base(dataset)
+    if hasattr(base, "describe") and _is_main():
+        used = f", the first {len(dataset)} used" if len(dataset) < len(base) else ""
+        print(f"data ({what}{used}): {base.describe()}")
     if cfg.check != "none":
         dataset = drop_damaged(dataset, cfg.check == "full", cfg.skip_corrupt, what)
     return dataset
