@@ -221,6 +221,56 @@ def test_best_effort_publisher_and_remapped_topics(ros_context, tmp_path, model_
     assert "subscribing best effort" in _node_log(tmp_path)
 
 
+def test_loud_failures_name_topics_qos_and_the_reason(ros_context, tmp_path, model_file, small_file):
+    """Remapped inputs, qos_reliability:=reliable, no extrinsic, tf2_ros absent. The start-up line names every
+    resolved topic and its QoS; with no publisher the node says which topics it waits on; a best-effort
+    publisher is an incompatible-QoS warning (not silence); every set refused for want of an extrinsic makes
+    /diagnostics name that reason, and the log proposes only what works here (no TF without tf2_ros)."""
+    params = {"model": str(model_file), "backend": "torch", "device": "cpu", "qos_reliability": "reliable",
+              "diagnostics_period": 0.3, "log_throttle": 0.5, "threads": 1}
+    remaps = {"image": "/cam/image_raw", "camera_info": "/cam/camera_info", "points": "/lidar/points"}
+    inputs = ("/cam/image_raw", "/cam/camera_info", "/lidar/points")
+    listener = harness.Listener(ros_context, {"/diagnostics": DiagnosticArray})
+    listener.node_name = f"lumde_depth_node_{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "node.log"
+    node = harness.start_node(params, remaps, log=log, name=listener.node_name)
+    publisher = None
+
+    def wait(condition, what: str) -> None:
+        assert listener.spin_until(condition, 60.0, [node], log), \
+            f"{what}; diagnostics: {harness.diag_values(listener)}\nnode log:\n{_node_log(tmp_path)}"
+
+    try:
+        wait(lambda: "[no_input]" in _node_log(tmp_path), "no [no_input] warning")
+        start = next(line for line in _node_log(tmp_path).splitlines() if "]: mode " in line)
+        assert ("inputs image '/cam/image_raw', camera_info '/cam/camera_info', points '/lidar/points' (Image; QoS "
+                "reliable, depth 5); outputs '/depth/image', '/depth/camera_info', '/depth/points', '/depth/colored', "
+                "'/diagnostics' (QoS reliable, depth 5)") in start
+        assert ("waiting for image on '/cam/image_raw' (0 publishers), camera_info on '/cam/camera_info' "
+                "(0 publishers), points on '/lidar/points' (0 publishers)") in _node_log(tmp_path)
+        wait(lambda: harness.diag_values(listener).get("_message", "").startswith("waiting for input: image on "
+                                                                                  "'/cam/image_raw'"), "no WARN")
+
+        publisher = harness.start_publisher(small_file, rate=4.0, count=40, reliability="best_effort", topics=inputs)
+        wait(lambda: "[incompatible_qos]" in _node_log(tmp_path) and
+             int(harness.diag_values(listener).get("incompatible QoS: image", 0)) >= 1, "no incompatible-QoS warning")
+        assert any("input '/cam/" in line and "qos_reliability:=best_available" in line
+                   for line in _node_log(tmp_path).splitlines() if "[incompatible_qos]" in line)
+        harness.stop(publisher)
+
+        publisher = harness.start_publisher(small_file, rate=4.0, count=40, topics=inputs)
+        wait(lambda: "mostly no_extrinsic" in harness.diag_values(listener).get("_message", ""), "no refusal summary")
+        message = harness.diag_values(listener)["_message"]
+        assert message.startswith("no depth published: every set refused in the last 5 s, mostly no_extrinsic")
+        assert "tf2_ros is not installed" in message and "publish it on TF" not in _node_log(tmp_path)
+        assert "Warning" not in _node_log(tmp_path).replace("[WARN]", "")
+    finally:
+        if publisher is not None:
+            harness.stop(publisher)
+        harness.stop(node)
+        listener.close()
+
+
 @pytest.mark.parametrize("offset_ms, answered", [(0.0, True), (10.0, False)])
 def test_exact_sync_pairs_only_identical_stamps(ros_context, tmp_path, model_file, small_file, offset_ms, answered):
     frame = dict(np.load(small_file))

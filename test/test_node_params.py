@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -115,4 +116,56 @@ def test_rate_meter():
     for i in range(11):
         meter.tick(100.0 + 0.1 * i)
     assert meter.rate(now=101.0) == pytest.approx(10.0)
-    assert meter.rate(now=200.0) == 0.0       # silent for longer than stale_after
+    assert meter.rate(now=103.0) == pytest.approx(10 / 3.0)   # silent: the rate falls within the window
+    assert meter.rate(now=200.0) == 0.0
+
+
+def test_rates_are_over_the_last_seconds_not_the_last_events():
+    """3 Hz for a minute, a pause, then 10 Hz: within the 5 s window the rate shows 10 Hz (the last-200-events
+    average showed ~3 Hz)."""
+    meter = RateMeter(window=5.0)
+    for i in range(180):
+        meter.tick(i / 3.0)
+    for i in range(60):
+        meter.tick(80.0 + 0.1 * i)
+    assert meter.rate(now=85.95) == pytest.approx(10.0, rel=0.02)
+
+
+def test_silent_inputs_are_judged_by_their_own_rate():
+    """A slow topic of large messages (one every 2.5 s) is not missing 2.2 s after its last one; an input
+    never heard is, once 2 s passed while others arrive."""
+    stats = NodeStats()
+    with patch("time.monotonic", side_effect=lambda: clock[0]):
+        clock = [0.0]
+        for k in range(5):
+            clock[0] = 2.5 * k
+            stats.input("points")
+            for j in range(25):
+                clock[0] = 2.5 * k + 0.1 * j
+                stats.input("image")
+        clock[0] = 10.0 + 2.2 + 0.05
+        assert stats.silent(("image", "camera_info", "points"), 2.0) == ["camera_info"]
+        clock[0] = 10.0 + 8.0
+        stats.input("image")
+        assert stats.silent(("image", "camera_info", "points"), 2.0) == ["camera_info", "points"]
+        assert not stats.quiet(2.0) and NodeStats().quiet(2.0)
+
+
+def test_refusals_name_their_dominant_kind_and_odd_stamps_stay_out_of_latency():
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from lumde_depth.ros.diagnostics import status_message
+    stats = NodeStats()
+    for _ in range(9):
+        stats.set_received(False)
+        stats.error("no_extrinsic", "no transform 'velo' -> 'cam': set T_cam_lidar or calib_file")
+    stats.error("bad_cloud", "cannot read the cloud")
+    status = status_message(stats, "n", "n", {})
+    assert status.level == DiagnosticStatus.WARN
+    assert status.message == ("no depth published: every set refused in the last 5 s, mostly no_extrinsic (9 of 10): "
+                              "no transform 'velo' -> 'cam': set T_cam_lidar or calib_file")
+    stats.published(20.0, {})
+    stats.stamp_anomaly("zero")
+    stats.published(None, {})   # a zero stamp: published, no latency sample
+    values = stats.values()
+    assert values["stamp not used for latency: zero"] == "1" and values["latency p99 (ms)"] == "20.0"

@@ -161,3 +161,61 @@ def test_frame_inputs_from_messages():
     with pytest.raises(FrameError) as depth:
         frame_inputs(convert.numpy_to_image(np.zeros((96, 160), np.float32), "32FC1", header), info, cloud)
     assert depth.value.kind == "bad_image"
+
+
+@pytest.mark.parametrize("entry, value, says", [
+    ((0, 2), np.nan, "principal point"), ((1, 2), np.inf, "principal point"), ((0, 0), np.nan, "focal length"),
+    ((1, 1), np.inf, "focal length"), ((0, 0), 1e308, "focal lengths"), ((0, 0), 1e-300, "focal lengths"),
+    ((0, 0), -5.0, "focal lengths"), ((0, 3), np.nan, "non-finite entries"),
+])
+def test_bad_camera_info_names_the_wrong_entry_and_no_numpy_warning(entry, value, says):
+    """A NaN cx is a bad principal point (not a bad focal length); absurd values are refused before any
+    float32 geometry could overflow; every text says how to fix it; numpy stays silent."""
+    import warnings
+
+    from lumde_depth.ros import convert
+    from lumde_depth.ros.pipeline import frame_inputs
+    pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs not installed")
+    rgb, points = _scene()
+    header = convert.make_header(5, "cam")
+    bad = P.copy()
+    bad[entry] = value
+    msgs = (convert.numpy_to_image(rgb, "rgb8", header), convert.make_camera_info(header, 160, 96, P=bad),
+            convert.xyzi_to_cloud(np.hstack([points, np.ones((len(points), 1), np.float32)]), header))
+    with warnings.catch_warnings(), pytest.raises(FrameError) as info:
+        warnings.simplefilter("error")
+        DepthPipeline(DepthCompleter.load(None, backend="classical")).process(*frame_inputs(*msgs), T)
+    assert info.value.kind == "bad_camera_info" and says in str(info.value)
+    assert "camera_calibration" in str(info.value)
+
+
+@pytest.mark.parametrize("encoding", ["bayer_rggb8", "mono16", "16UC3", "32FC1", "8UC3", "yuv422"])
+def test_refused_encodings_propose_only_accepted_ones(encoding):
+    from types import SimpleNamespace
+
+    from lumde_depth.ros.pipeline import frame_inputs
+    image = SimpleNamespace(encoding=encoding, height=96, width=160, step=160 * 8, is_bigendian=0,
+                            data=bytes(160 * 8 * 96), header=None)
+    with pytest.raises(FrameError) as info:
+        frame_inputs(image, None, None)
+    text = str(info.value)
+    assert info.value.kind == "bad_image" and "rgb8, bgr8, rgba8, bgra8 or mono8" in text
+    assert "16" not in text.replace(encoding, "") and "compat" not in text   # nothing the node would refuse
+
+
+def test_far_float64_points_are_dropped_without_numpy_warnings():
+    import warnings
+
+    from lumde_depth.ros import convert
+    pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs not installed")
+    points = np.zeros(100, dtype=[("x", "<f8"), ("y", "<f8"), ("z", "<f8")])
+    points["x"], points["y"], points["z"] = np.r_[1e300, np.linspace(1, 50, 99)], 1.0, -1e300
+    cloud = convert.structured_to_cloud(points, convert.make_header(0, "lidar"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xyz = convert.cloud_to_xyz(cloud)
+    assert len(xyz) == 0   # z = -1e300 is beyond float32 for every point
+    points["z"] = 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(convert.cloud_to_xyz(convert.structured_to_cloud(points, convert.make_header(0, "lidar")))) == 99

@@ -31,8 +31,12 @@ def intrinsic_matrix(K: np.ndarray) -> np.ndarray:
     K = np.asarray(K, dtype=np.float64)
     if K.shape not in ((3, 3), (3, 4)):
         raise ValueError(f"camera matrix must be 3x3 (K) or 3x4 (P), got shape {K.shape}")
-    if not np.all(np.isfinite(K)) or K[0, 0] == 0 or K[1, 1] == 0:
+    if not (np.isfinite(K[0, 0]) and np.isfinite(K[1, 1])) or K[0, 0] == 0 or K[1, 1] == 0:
         raise ValueError(f"camera matrix has a zero or non-finite focal length: fx={K[0, 0]}, fy={K[1, 1]}")
+    if not (np.isfinite(K[0, 2]) and np.isfinite(K[1, 2])):
+        raise ValueError(f"camera matrix has a non-finite principal point: cx={K[0, 2]}, cy={K[1, 2]}")
+    if not np.all(np.isfinite(K)):
+        raise ValueError(f"camera matrix has non-finite entries: {K.tolist()}")
     return K[:, :3]
 
 
@@ -102,9 +106,9 @@ def project_to_pixels(points: np.ndarray, T_cam_lidar: np.ndarray, K: np.ndarray
     # of survivors exactly in float64. Three matrix-vector products and in-place masks: on this VM
     # allocating, gathering and freeing large arrays costs more than the arithmetic.
     ftype = points.dtype if points.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    Af, bf = A.astype(ftype), b.astype(ftype)
-    xyz = points[:, :3].astype(ftype, copy=False)
     with np.errstate(invalid="ignore", over="ignore"):  # inf / NaN coordinates: dropped by the masks
+        Af, bf = A.astype(ftype), b.astype(ftype)
+        xyz = points[:, :3].astype(ftype, copy=False)
         z = xyz @ Af[2] + bf[2]
         uz = xyz @ Af[0] + bf[0]
         vz = xyz @ Af[1] + bf[1]

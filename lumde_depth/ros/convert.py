@@ -33,6 +33,7 @@ _GENERIC_ENCODING = re.compile(r"^(8|16|32|64)(U|S|F)C([1-4])$")
 _GENERIC_KIND = {("8", "U"): "u1", ("8", "S"): "i1", ("16", "U"): "u2", ("16", "S"): "i2",
                  ("32", "S"): "i4", ("32", "F"): "f4", ("64", "F"): "f8"}
 COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
+CAMERA_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")   # what image_to_rgb (the node's camera input) takes
 
 
 def encoding_format(encoding: str) -> tuple[np.dtype, int]:
@@ -158,8 +159,8 @@ def image_to_numpy(msg: Any) -> np.ndarray:
         return out
     if arr.ndim == 2:
         return np.ascontiguousarray(arr)
-    raise ValueError(f"image encoding {encoding!r} is neither colour ({', '.join(COLOUR_ENCODINGS)}) nor one channel; "
-                     f"publish one of those (or use compat.CvBridge for raw access)")
+    raise ValueError(f"image encoding {encoding!r} is neither colour ({', '.join(COLOUR_ENCODINGS)}) nor one channel: "
+                     f"convert it to one of those, or read its channels with image_to_array")
 
 
 def image_to_rgb(msg: Any) -> np.ndarray:
@@ -167,12 +168,17 @@ def image_to_rgb(msg: Any) -> np.ndarray:
 
     Grey images are replicated to three channels; anything else (depth, 16-bit) is a ValueError.
     """
-    image = compressed_to_numpy(msg) if hasattr(msg, "format") and not hasattr(msg, "encoding") else image_to_numpy(msg)
+    compressed = hasattr(msg, "format") and not hasattr(msg, "encoding")
+    if not compressed and msg.encoding not in CAMERA_ENCODINGS:
+        raise ValueError(f"image encoding {msg.encoding!r} is not accepted on the camera input: publish "
+                         f"{', '.join(CAMERA_ENCODINGS[:-1])} or {CAMERA_ENCODINGS[-1]}"
+                         + (" (debayer first, e.g. with image_proc)" if msg.encoding.startswith("bayer") else ""))
+    image = compressed_to_numpy(msg) if compressed else image_to_numpy(msg)
     if image.ndim == 2 and image.dtype == np.uint8:
         return np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image encoding {getattr(msg, 'encoding', getattr(msg, 'format', '?'))!r} is not a colour "
-                         f"or mono8 image: publish rgb8, bgr8, rgba8, bgra8 or mono8")
+        raise ValueError(f"compressed image (format {msg.format!r}) is not 8-bit colour or grey: publish jpeg or "
+                         "8-bit png (rgb8, bgr8 or mono8 before compression)")
     return image
 
 
@@ -295,19 +301,21 @@ def cloud_to_points(msg: Any, names: tuple[str, ...] = ("x", "y", "z"), drop_inv
     present = view.dtype.names or ()
     missing = [n for n in names if n not in present]
     if missing:
-        raise ValueError(f"cloud has no field(s) {missing}; its fields are {list(present)}")
+        raise ValueError(f"cloud has no field(s) {missing}; its fields are {list(present)}: publish x, y, z "
+                         "(float32 or float64) points")
     out = np.empty((view.size, len(names)), dtype=np.float32)
-    for column, name in enumerate(names):
-        out[:, column] = view[name].reshape(-1)
-    if drop_invalid:
-        xyz_cols = [names.index(n) for n in ("x", "y", "z") if n in names]
-        if xyz_cols:
-            # NaN and inf propagate through the sum (one pass instead of an (N, 3) mask); only |coords| > 1e38
-            # could overflow, far beyond any sensor
-            total = out[:, xyz_cols[0]].copy()
-            for col in xyz_cols[1:]:
-                total += out[:, col]
-            out = out[np.isfinite(total)]
+    with np.errstate(over="ignore", invalid="ignore"):   # float64 beyond float32's range becomes inf: dropped below
+        for column, name in enumerate(names):
+            out[:, column] = view[name].reshape(-1)
+        if drop_invalid:
+            xyz_cols = [names.index(n) for n in ("x", "y", "z") if n in names]
+            if xyz_cols:
+                # NaN and inf propagate through the sum (one pass instead of an (N, 3) mask); only |coords| > 1e38
+                # could overflow, far beyond any sensor (and such a point is dropped too)
+                total = out[:, xyz_cols[0]].copy()
+                for col in xyz_cols[1:]:
+                    total += out[:, col]
+                out = out[np.isfinite(total)]
     return out
 
 

@@ -35,12 +35,14 @@ from lumde_depth.ros.pipeline import AutoPipeline, DepthPipeline, FrameError, fr
 from lumde_depth.ros.sync import counting_synchronizer
 
 SHIPPED = "shipped"    # mono_model value: the shipped monocular student
-INPUT_SILENT_S = 2.0   # an input unheard this long while another one arrives is reported missing
+INPUT_SILENT_S = 2.0   # an input unheard this long (and 3 of its own periods) while another one arrives is missing
 
 try:   # Iron+
-    from rclpy.event_handler import SubscriptionEventCallbacks
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 except ImportError:   # Humble
-    from rclpy.qos_event import SubscriptionEventCallbacks
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+
+FUTURE_SLACK_NS = 100_000_000   # a stamp this far ahead of the node's clock is "in the future" (sim-time /clock steps)
 
 
 def reliability(name: str) -> ReliabilityPolicy:
@@ -81,13 +83,13 @@ class DepthNode(Node):
                             reliability=reliability(p.qos_reliability))
         qos_out = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth,
                              reliability=reliability(p.output_reliability))
-        self.outputs = {"depth/image": self.create_publisher(Image, "depth/image", qos_out),
-                        "depth/camera_info": self.create_publisher(CameraInfo, "depth/camera_info", qos_out),
-                        "depth/points": self.create_publisher(PointCloud2, "depth/points", qos_out),
-                        "depth/sparse": self.create_publisher(Image, "depth/sparse", qos_out)
-                        if p.publish_sparse else None,
-                        "depth/colored": self.create_publisher(Image, "depth/colored", qos_out)
-                        if p.publish_colored else None}
+        wanted = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
+                  "depth/sparse": Image if p.publish_sparse else None,
+                  "depth/colored": Image if p.publish_colored else None}
+        self.outputs = {topic: self.create_publisher(
+            msg_type, topic, qos_out, event_callbacks=PublisherEventCallbacks(
+                incompatible_qos=lambda info, t=topic: self._incompatible_output(t, info)))
+            if msg_type is not None else None for topic, msg_type in wanted.items()}
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         image_type = CompressedImage if p.image_compressed else Image
@@ -115,11 +117,28 @@ class DepthNode(Node):
         self._worker.start()
         self.create_timer(p.diagnostics_period, self._publish_diagnostics)
         self.create_timer(0.2, self._downgrade_inputs)
+        self._started = time.monotonic()
+        self._last_stamp: int | None = None
         backend = self.pipeline or self.mono_pipeline
         self.get_logger().info(
             f"mode {p.mode}; backend {backend.completer.backend_name if backend else 'none'} on "
             f"{backend.completer.device if backend else '-'}; extrinsic from {self.extrinsics.source}; "
-            f"sync {'exact' if p.exact_sync else f'approximate (slop {p.slop} s)'}")
+            f"sync {'exact' if p.exact_sync else f'approximate (slop {p.slop} s)'}; {self.topics_line()}")
+
+    def input_topics(self) -> dict[str, str]:
+        """Input name -> resolved topic (after namespace and remapping)."""
+        subs = {"image": self.sub_image, "camera_info": self.sub_info, "points": getattr(self, "sub_points", None)}
+        return {name: sub.sub.topic_name for name, sub in subs.items() if sub is not None}
+
+    def topics_line(self) -> str:
+        """Every resolved topic and its QoS, for the start-up line."""
+        p = self.params
+        resolved = reliability(p.qos_reliability).name.lower()
+        how = p.qos_reliability + (f" (here {resolved})" if resolved != p.qos_reliability else "")
+        inputs = ", ".join(f"{name} '{topic}'" for name, topic in self.input_topics().items())
+        outputs = ", ".join(f"'{pub.topic_name}'" for pub in self.outputs.values() if pub is not None)
+        return (f"inputs {inputs} ({'CompressedImage' if p.image_compressed else 'Image'}; QoS {how}, depth "
+                f"{p.qos_depth}); outputs {outputs}, '/diagnostics' (QoS {p.output_reliability}, depth {p.qos_depth})")
 
     # ------------------------------------------------------------------ set-up helpers
     def _pipeline(self, model: str, own_size: bool = False) -> DepthPipeline:
@@ -141,14 +160,35 @@ class DepthNode(Node):
         return sub
 
     def _input_events(self, topic: str) -> SubscriptionEventCallbacks:
-        return SubscriptionEventCallbacks(incompatible_qos=lambda _info: self._incompatible(topic),
+        return SubscriptionEventCallbacks(incompatible_qos=lambda info: self._incompatible(topic, info),
                                           message_lost=lambda info: self.stats.lost(topic, info.total_count_change))
 
-    def _incompatible(self, topic: str) -> None:
-        """A reliable input (what best_available resolves to when it starts before any publisher) cannot
-        hear a best-effort publisher: switch that input to best effort, which hears both kinds."""
-        if self.params.qos_reliability == "best_available":
+    def _incompatible(self, topic: str, info: Any) -> None:
+        """A publisher this input cannot hear. A reliable input (what best_available resolves to when it starts
+        before any publisher) cannot hear a best-effort publisher: with best_available, switch that input to
+        best effort, which hears both kinds; otherwise say so (every mode) and count it."""
+        policy = _policy_name(info)
+        if self.params.qos_reliability == "best_available" and policy == "RELIABILITY":
             self._to_best_effort.add(topic)
+            return
+        self.stats.incompatible(topic)
+        fix = ("a publisher on it is best effort and this input is reliable: set qos_reliability:=best_available "
+               "(or best_effort), or publish reliable" if policy == "RELIABILITY" else
+               "make the publisher's QoS match the input's (reliability, durability volatile)")
+        self._warn("incompatible_qos", f"input '{self._resolved(topic)}' cannot receive from a publisher with "
+                                       f"incompatible QoS (policy {policy}), no message will arrive: {fix}")
+
+    def _incompatible_output(self, topic: str, info: Any) -> None:
+        policy = _policy_name(info)
+        self.stats.incompatible(topic)
+        fix = ("a subscriber asks for reliable and output_reliability is best_effort: set "
+               "output_reliability:=reliable, or subscribe best effort" if policy == "RELIABILITY" else
+               "subscribe with QoS that this output offers (volatile durability)")
+        self._warn("incompatible_qos", f"output '{self.outputs[topic].topic_name}' cannot reach a subscriber with "
+                                       f"incompatible QoS (policy {policy}): {fix}")
+
+    def _resolved(self, name: str) -> str:
+        return self.input_topics().get(name, name)
 
     def _downgrade_inputs(self) -> None:
         """Timer: recreate the inputs marked by :meth:`_incompatible` (not from their own event callback)."""
@@ -215,26 +255,29 @@ class DepthNode(Node):
             try:
                 self._process(*item)
             except FrameError as exc:
-                self.stats.error(exc.kind)
+                self.stats.error(exc.kind, str(exc))
+                self.stats.state = f"refusing sets ({exc.kind})"
                 self._warn(exc.kind, str(exc))
             except Exception as exc:   # a bug must not kill the node: log it, count it, go on
                 if not self.context.ok():
                     return   # shutting down (Ctrl-C) while a frame was being published
-                self.stats.error("internal")
+                self.stats.error("internal", f"frame failed: {exc!r}")
                 self._warn("internal", f"frame failed: {exc!r}\n{traceback.format_exc()}")
 
     def _process(self, image_msg: Any, info_msg: Any, points_msg: Any) -> None:
         t0 = time.perf_counter()
         rgb, P, xyz = frame_inputs(image_msg, info_msg, points_msg)
         stamp_ns = convert.stamp_to_ns(image_msg.header.stamp)
-        self._check_age(stamp_ns)
+        anomaly = self._check_stamp(stamp_ns)
         T = None
         if points_msg is not None:
             T, _source = self.extrinsics.lookup(image_msg.header.frame_id, points_msg.header.frame_id)
             if T is None:
+                fix = ("publish it on TF (/tf_static), or set T_cam_lidar or calib_file" if self.extrinsics.tf_available
+                       else "set T_cam_lidar or calib_file (TF is not used: use_tf is false)" if not self.params.use_tf
+                       else "set T_cam_lidar or calib_file (tf2_ros is not installed, so TF cannot be used)")
                 raise FrameError("no_extrinsic", f"no transform {points_msg.header.frame_id!r} -> "
-                                                 f"{image_msg.header.frame_id!r}: publish TF, or set T_cam_lidar "
-                                                 f"or calib_file")
+                                                 f"{image_msg.header.frame_id!r}: {fix}")
         pipeline = self.auto or (self.pipeline if points_msg is not None else self.mono_pipeline)
         wanted = {topic for topic, pub in self.outputs.items() if pub is not None and pub.get_subscription_count()}
         t1 = time.perf_counter()
@@ -244,18 +287,35 @@ class DepthNode(Node):
             if self.outputs.get(topic) is not None:
                 self.outputs[topic].publish(msg)
         t3 = time.perf_counter()
-        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
+        latency_ms = None if anomaly else (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
+        if anomaly:
+            self.stats.stamp_anomaly(anomaly)
         self.stats.state = "completion" if points_msg is not None else "camera-only (monocular)"
         self.stats.published(latency_ms, {**result.timings, "convert_in": 1e3 * (t1 - t0),
                                           "convert_out": 1e3 * (t3 - t2)})
 
-    def _check_age(self, stamp_ns: int) -> None:
+    def _check_stamp(self, stamp_ns: int) -> str | None:
+        """Refuse a set older, or further in the future, than ``max_stamp_age`` (when > 0); otherwise return
+        what makes its stamp useless for latency: ``zero``, ``future`` or ``backward`` (older than the previous
+        set's, e.g. a bag loop), or None."""
+        now = self.get_clock().now().nanoseconds
         max_age = self.params.max_stamp_age
-        if max_age > 0:
-            age = (self.get_clock().now().nanoseconds - stamp_ns) / 1e9
-            if age > max_age:
-                raise FrameError("stale", f"image stamp is {age:.2f} s old (max_stamp_age {max_age} s): replaying a "
-                                          "bag? set use_sim_time:=true (and play with --clock), or max_stamp_age:=0")
+        age = (now - stamp_ns) / 1e9
+        if max_age > 0 and age > max_age:
+            raise FrameError("stale", f"image stamp is {age:.2f} s old (max_stamp_age {max_age} s): replaying a "
+                                      "bag? set use_sim_time:=true (and play with --clock), or max_stamp_age:=0")
+        if max_age > 0 and -age > max_age:
+            raise FrameError("future_stamp", f"image stamp is {-age:.2f} s ahead of this node's clock (max_stamp_age "
+                                             f"{max_age} s): synchronize the clocks of the sensor's computer and "
+                                             "this one (chrony / NTP / PTP), or set max_stamp_age:=0")
+        previous, self._last_stamp = self._last_stamp, stamp_ns
+        if stamp_ns == 0:
+            return "zero"
+        if stamp_ns - now > FUTURE_SLACK_NS:
+            return "future"
+        if previous is not None and stamp_ns < previous:
+            return "backward"
+        return None
 
     # ------------------------------------------------------------------ diagnostics and logs
     def _warn(self, kind: str, message: str) -> None:
@@ -282,6 +342,16 @@ class DepthNode(Node):
         if self.auto is not None:
             extra["monocular scale"] = self.auto.scale.describe()
         needed = ("image", "camera_info", "points") if p.mode == "completion" else ("image", "camera_info")
+        if self.stats.quiet(INPUT_SILENT_S) and time.monotonic() - self._started > INPUT_SILENT_S:
+            waiting = ", ".join(f"{name} on '{topic}' ({self.count_publishers(topic)} publishers)"
+                                for name, topic in self.input_topics().items() if name in needed)
+            extra["waiting for"] = waiting
+            self._warn("no_input", f"no message on any input for {INPUT_SILENT_S} s, waiting for {waiting}: check the "
+                                   "topic names (ros2 topic list) and the remapping (-r image:=... or the launch "
+                                   "arguments); a publisher that is there but never delivers has incompatible QoS "
+                                   "or needs the large-message DDS profile (README)")
+            if level is None:
+                level, message = DiagnosticStatus.WARN, f"waiting for input: {waiting}"
         silent = self.stats.silent(needed, INPUT_SILENT_S)
         if silent:
             topics = {"image": self.sub_image, "camera_info": self.sub_info,
@@ -303,6 +373,12 @@ class DepthNode(Node):
             self._cond.notify()
         self._worker.join(timeout=5.0)
         super().destroy_node()
+
+
+def _policy_name(info: Any) -> str:
+    """The name of the last incompatible QoS policy of an incompatible-QoS event."""
+    kind = getattr(info, "last_policy_kind", None)
+    return getattr(kind, "name", str(kind)).removeprefix("RMW_QOS_POLICY_")   # rclpy's QoSPolicyKind or rmw's
 
 
 def main(args: list[str] | None = None) -> int:

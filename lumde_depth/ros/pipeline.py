@@ -33,6 +33,10 @@ from lumde_depth.ros import convert
 from lumde_depth.viz import colorize
 
 
+CALIBRATE = "publish the calibrated camera's camera_info (camera_calibration)"
+FOCAL_RANGE = (1e-3, 1e7)   # plausible focal lengths in pixels (beyond them float32 geometry overflows)
+
+
 class FrameError(ValueError):
     """A frame that cannot be processed; ``kind`` names the diagnostics counter it goes to."""
 
@@ -69,7 +73,8 @@ def frame_inputs(image: Any, info: Any, cloud: Any | None) -> tuple[np.ndarray, 
     try:
         P = convert.camera_info_to_P(info)
     except ValueError as exc:
-        raise FrameError("bad_camera_info", str(exc)) from None
+        text = str(exc) if "calibrat" in str(exc) else f"camera_info: {exc}: {CALIBRATE}"
+        raise FrameError("bad_camera_info", text) from None
     if cloud is None:
         return rgb, P, None
     try:
@@ -117,10 +122,7 @@ class DepthPipeline:
         if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise FrameError("bad_image", f"image must be (H, W, 3) uint8 rgb, got "
                                           f"{getattr(rgb, 'shape', type(rgb))} {getattr(rgb, 'dtype', '')}")
-        P = np.asarray(P, dtype=np.float64)
-        if P.shape not in ((3, 3), (3, 4)) or not np.all(np.isfinite(P)) or P[0, 0] <= 0 or P[1, 1] <= 0:
-            raise FrameError("bad_camera_info", "camera_info P must be a finite 3x4 matrix with positive "
-                                                f"focal lengths (is the camera calibrated?), got {P.tolist()}")
+        P = _checked_P(P)
         K = P[:, :3].copy()
         height, width = rgb.shape[:2]
         sparse = None
@@ -171,14 +173,30 @@ def project_cloud(points: np.ndarray, T_cam_lidar: np.ndarray | None, P: np.ndar
     if points.shape[0] == 0:
         raise FrameError("empty_cloud", "the LiDAR cloud has no finite points (all NaN or empty)")
     if T_cam_lidar is None:
-        raise FrameError("no_extrinsic", "no LiDAR -> camera transform: publish TF, or set the "
-                                         "T_cam_lidar or calib_file parameter")
+        raise FrameError("no_extrinsic", "no LiDAR -> camera transform: pass T_cam_lidar (4x4, LiDAR -> camera "
+                                         "optical frame)")
     sparse = project_points(points, T_cam_lidar, P, width, height, min_depth, max_depth)
     if not sparse.any():
         raise FrameError("no_points_in_view", f"none of the {points.shape[0]} LiDAR points projects into the "
                                               "image: check T_cam_lidar (LiDAR -> camera optical frame) "
                                               "and the cloud's frame")
     return sparse
+
+
+def _checked_P(P: np.ndarray) -> np.ndarray:
+    """``P`` as float64, or a ``bad_camera_info`` FrameError naming the entry that is wrong."""
+    P = np.asarray(P, dtype=np.float64)
+    if P.shape not in ((3, 3), (3, 4)):
+        raise FrameError("bad_camera_info", f"camera matrix must be 3x3 (K) or 3x4 (P), got shape {P.shape}")
+    fx, fy, cx, cy = P[0, 0], P[1, 1], P[0, 2], P[1, 2]
+    if not (FOCAL_RANGE[0] <= fx <= FOCAL_RANGE[1] and FOCAL_RANGE[0] <= fy <= FOCAL_RANGE[1]):   # False for NaN
+        raise FrameError("bad_camera_info", f"camera_info focal lengths fx={fx}, fy={fy} must be finite and between "
+                                            f"{FOCAL_RANGE[0]:g} and {FOCAL_RANGE[1]:g} pixels: {CALIBRATE}")
+    if not (np.isfinite(cx) and np.isfinite(cy)):
+        raise FrameError("bad_camera_info", f"camera_info principal point cx={cx}, cy={cy} is not finite: {CALIBRATE}")
+    if not np.all(np.isfinite(P)):
+        raise FrameError("bad_camera_info", f"camera_info P has non-finite entries {P.tolist()}: {CALIBRATE}")
+    return P
 
 
 class MonoScale:
