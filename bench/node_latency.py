@@ -8,6 +8,13 @@ counter, node CPU (% of one core) and peak RSS from /proc, and message conversio
 
     .venv/bin/python bench/node_latency.py                 # 60 s per backend
     .venv/bin/python bench/node_latency.py --seconds 15    # quick run
+    .venv/bin/python bench/node_latency.py --default-launch --backends onnxruntime   # as launched, see below
+
+A best-effort subscriber of depth/points in this process counts the clouds it receives (each one makes
+the node build a 7 MB organized cloud). ``--default-launch`` measures the documented launch path with no
+hand-set environment: nothing sets a Fast DDS profile for the node, which applies the shipped one itself
+(lumde_depth.ros.dds), and the publisher and this subscriber get what kitti_replay.launch.py gives the
+processes it starts (the shipped profile; ``--subscriber-profile none`` for a subscriber started on its own).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from _report import machine, write_section  # noqa: E402
 
 from lumde_depth.inference import DEFAULT_MODEL  # noqa: E402
 from lumde_depth.inference.backends import resolve_device  # noqa: E402
+from lumde_depth.ros import dds  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -92,12 +100,18 @@ def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file:
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import Image, PointCloud2
 
     from lumde_depth.ros import convert
     frame = dict(np.load(frame_file))
     env = harness.ros_env(domain)
     env["LUMDE_CACHE"] = str(workdir / "cache")
+    publisher_env = dict(env)
+    if args.default_launch:   # the node as launched: no profile set for it; the player as the launch sets it
+        for name in dds.PROFILE_VARIABLES:
+            env.pop(name, None)
+        publisher_env = dict(env)
+        dds.apply_default_profile(publisher_env)
     params = {"model": str(model), "backend": backend, "device": args.device, "input_height": args.input_size[0],
               "input_width": args.input_size[1], "T_cam_lidar": frame["T"].ravel(), "decimation": 1,
               "threads": args.threads, "diagnostics_period": 1.0}
@@ -109,6 +123,9 @@ def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file:
     listener.create_subscription(Image, "depth/image", lambda m: arrivals.append(
         (convert.stamp_to_ns(m.header.stamp), time.time_ns())),
         QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    clouds: set[int] = set()
+    listener.create_subscription(PointCloud2, "depth/points", lambda m: clouds.add(convert.stamp_to_ns(m.header.stamp)),
+                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
     listener.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diagnostics.extend(
         {kv.key: kv.value for kv in s.values} for s in m.status if "lumde_depth_node" in s.name), 10)
     executor = SingleThreadedExecutor(context=context)
@@ -121,7 +138,7 @@ def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file:
             executor.spin_once(timeout_sec=0.1)
             if node.poll() is not None:
                 raise RuntimeError(f"node exited: {(workdir / f'node_{backend}.log').read_text()}")
-        pub = harness.start_publisher(frame_file, rate=args.rate, count=0, seconds=args.seconds, env=env)
+        pub = harness.start_publisher(frame_file, rate=args.rate, count=0, seconds=args.seconds, env=publisher_env)
         cpu0, t0 = proc_cpu_seconds(node.pid), time.monotonic()
         first_arrival = None
         while pub.poll() is None:
@@ -134,6 +151,8 @@ def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file:
             executor.spin_once(timeout_sec=0.05)
         rss = proc_peak_rss_mb(node.pid)
         published = [line for line in pub.stdout.read().splitlines() if line.startswith("{")]
+        profile_line = next((line for line in (workdir / f"node_{backend}.log").read_text().splitlines()
+                             if "Fast DDS profile" in line or "RMW " in line), "")
     finally:
         harness.stop(node)
         executor.shutdown()
@@ -142,7 +161,8 @@ def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file:
     latency = np.array([(arrive - stamp) / 1e6 for stamp, arrive in arrivals])
     span = (arrivals[-1][1] - arrivals[0][1]) / 1e9 if len(arrivals) > 1 else float("nan")
     diag = diagnostics[-1] if diagnostics else {}
-    return {"backend": backend, "published": len(published), "answered": len(arrivals),
+    return {"backend": backend, "published": len(published), "answered": len(arrivals), "clouds": len(clouds),
+            "profile": profile_line.split("]: ", 1)[-1],
             "rate": (len(arrivals) - 1) / span if len(arrivals) > 1 else 0.0,
             "p50": float(np.percentile(latency, 50)) if latency.size else float("nan"),
             "p99": float(np.percentile(latency, 99)) if latency.size else float("nan"),
@@ -161,6 +181,12 @@ def main() -> int:
     parser.add_argument("--large-messages-profile", action="store_true",
                         help="run every process with config/fastdds_large_messages.xml (shared memory), "
                              "limited to loopback; written to section node_latency_shm")
+    parser.add_argument("--default-launch", action="store_true",
+                        help="the documented launch path, no hand-set environment: the node applies the shipped "
+                             "profile itself; written to section node_latency_default")
+    parser.add_argument("--subscriber-profile", choices=("shipped", "none"), default="shipped",
+                        help="with --default-launch: the depth/points subscriber here uses the shipped profile (as "
+                             "RViz started by kitti_replay.launch.py) or none (a process started on its own)")
     parser.add_argument("--threads", type=int, default=0, help="node inference threads (0 = library default)")
     parser.add_argument("--model", default="", help="model file (default: the shipped student)")
     parser.add_argument("--device", default="auto",
@@ -170,9 +196,19 @@ def main() -> int:
     args = parser.parse_args()
     args.device = resolve_device(args.device)
     transport = "rmw_fastrtps_cpp, default transports (UDP loopback for large messages)"
+    if args.large_messages_profile and args.default_launch:
+        parser.error("--default-launch sets the profiles as the launch does: leave out --large-messages-profile")
     if args.large_messages_profile:
         transport = "rmw_fastrtps_cpp with config/fastdds_large_messages.xml (16 MB shared-memory segments)"
         harness.use_large_messages_profile()
+    if args.default_launch:
+        for name in dds.PROFILE_VARIABLES:
+            os.environ.pop(name, None)
+        if args.subscriber_profile == "shipped":
+            dds.apply_default_profile()
+        transport = ("the default launch path: the node applies the shipped profile itself, the publisher has it "
+                     "as kitti_replay.launch.py gives it, the depth/points subscriber here "
+                     + ("too" if args.subscriber_profile == "shipped" else "has none (Fast DDS defaults)"))
     from conftest import shared_data_dir
     shared = shared_data_dir()
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,12 +231,14 @@ def main() -> int:
              f"{model_name}, network input {input_size} "
              f"(exact rescaling, see DepthCompleter; the classical backend is IP-Basic at full resolution). "
              f"Latency = depth/image arrival in a third process minus the image stamp. CPU in % of one core.", "",
-             "| backend | sets published | depth answered | output rate (Hz) | latency p50 (ms) | latency p99 (ms) "
-             "| dropped by node | node CPU (%) | node peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| backend | sets published | depth answered | best-effort clouds received | output rate (Hz) "
+             "| latency p50 (ms) | latency p99 (ms) | dropped by node | node CPU (%) | node peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['backend']} | {r['published']} | {r['answered']} | {r['rate']:.2f} | {r['p50']:.0f} | "
-                     f"{r['p99']:.0f} | {r['dropped']} | {r['cpu']:.0f} | {r['rss']:.0f} |")
+        share = f" ({100 * r['clouds'] / r['published']:.0f} %)" if r["published"] else ""
+        lines.append(f"| {r['backend']} | {r['published']} | {r['answered']} | {r['clouds']}{share} | {r['rate']:.2f} | "
+                     f"{r['p50']:.0f} | {r['p99']:.0f} | {r['dropped']} | {r['cpu']:.0f} | {r['rss']:.0f} |")
+    lines += ["", "Node log: " + "; ".join(sorted({r["profile"] for r in rows if r["profile"]}) or ["-"])]
     stage_names = sorted({k for r in rows for k in r["stages"]})
     lines += ["", "Node stage means (ms, from /diagnostics):", "",
               "| stage | " + " | ".join(r["backend"] for r in rows) + " |", "|---|" + "---|" * len(rows)]
@@ -208,14 +246,20 @@ def main() -> int:
     lines += ["", "Message conversion alone (median ms, this process):", "", "| conversion | ms |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in conv.items()]
     flag = " --large-messages-profile" if args.large_messages_profile else ""
+    if args.default_launch:
+        flag = " --default-launch" + (" --subscriber-profile none" if args.subscriber_profile == "none" else "")
     lines += ["", f"Run: `.venv/bin/python bench/node_latency.py{flag}` (add `--seconds 15` for a quick run; "
               "`--device cpu` on a machine with a GPU for the CPU figures)."]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        name = ("node_latency_shm" if args.large_messages_profile else "node_latency") + (
-            "_cuda" if args.device.startswith("cuda") else "")
-        title = (" with the large-message Fast DDS profile" if args.large_messages_profile else "") + (
+        name = ("node_latency_shm" if args.large_messages_profile else
+                "node_latency_default" + ("_nosub" if args.subscriber_profile == "none" else "")
+                if args.default_launch else "node_latency") + ("_cuda" if args.device.startswith("cuda") else "")
+        title = (" with the large-message Fast DDS profile" if args.large_messages_profile else
+                 " on the default launch path" + (", subscriber without the profile"
+                                                   if args.subscriber_profile == "none" else "")
+                 if args.default_launch else "") + (
             f" on {args.device}" if args.device.startswith("cuda") else "")
         write_section(name, f"## Node latency{title} (`bench/node_latency.py{flag}`)\n\n" + text)
     return 0

@@ -1,5 +1,9 @@
 """The lumde_depth node alone, with a params file and the input/output topics as launch arguments.
 
+The node applies the shipped large-message Fast DDS profile to itself unless FASTDDS_DEFAULT_PROFILES_FILE /
+FASTRTPS_DEFAULT_PROFILES_FILE or another RMW_IMPLEMENTATION is set (its log says which); your own
+subscribers of depth/points need the profile too (README, "Large messages and DDS").
+
     ros2 launch lumde_depth depth_completion.launch.py image:=/camera/image_raw \
         camera_info:=/camera/camera_info points:=/lidar/points model:=/path/student.pt
 """

@@ -4,17 +4,21 @@
         calib:=/data/kitti/2011_09_26 model:=/path/student.pt
 
 Plays with `ros2 bag play --clock` where rosbag2 is installed, else with `lumde bag play --clock`.
-Sets FASTDDS_DEFAULT_PROFILES_FILE to config/fastdds_large_messages.xml (large_messages:=false to
-keep your own), so 1.4 MB images and 2 MB clouds go through shared memory.
+Sets the Fast DDS profile variable of this distro (FASTRTPS_DEFAULT_PROFILES_FILE on Humble / Jazzy,
+FASTDDS_DEFAULT_PROFILES_FILE on Kilted) to config/fastdds_large_messages.xml for every process it starts
+(player, node, RViz), unless you set one yourself (yours is kept; large_messages:=false leaves it alone), so 1.4 MB images, 2 MB clouds and 7 MB depth clouds go through
+shared memory (README, "Large messages and DDS").
 """
 import shutil
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from lumde_depth.ros import dds
 
 KITTI_TOPICS = {"image": "/kitti/camera_color_left/image_raw",
                 "camera_info": "/kitti/camera_color_left/camera_info",
@@ -43,9 +47,11 @@ def generate_launch_description() -> LaunchDescription:
     ]
     xml = PathJoinSubstitution([share, "config", "fastdds_large_messages.xml"])
     large = IfCondition(LaunchConfiguration("large_messages"))
-    # FASTDDS_ (Fast DDS 3, Jazzy+) and FASTRTPS_ (Humble, Iron) name the same profile file
-    profiles = [SetEnvironmentVariable(name, xml, condition=large)
-                for name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")]
+    # FASTRTPS_ (Fast DDS 2: Humble, Jazzy) or FASTDDS_ (Fast DDS 3: Kilted), the one this distro reads; a
+    # profile the user set under either name is kept
+    names = dds.PROFILE_VARIABLES
+    profiles = [SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=EnvironmentVariable(
+        names[1 - names.index(name)], default_value=xml)), condition=large) for name in dds.profile_variables()]
     player = ExecuteProcess(cmd=play_command(bag, rate), output="screen")
     node = Node(
         package="lumde_depth", executable="lumde_depth_node", name="lumde_depth_node", output="screen",

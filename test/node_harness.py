@@ -33,14 +33,8 @@ TOPICS = ("image", "camera_info", "points")
 
 def loopback_profile(folder: Path) -> Path:
     """config/fastdds_large_messages.xml with its UDP transport limited to 127.0.0.1 (DDS stays on this host)."""
-    xml = (ROOT / "config" / "fastdds_large_messages.xml").read_text()
-    loopback = xml.replace("</receiveBufferSize>", "</receiveBufferSize>\n      <interfaceWhiteList>"
-                           "<address>127.0.0.1</address></interfaceWhiteList>")
-    if loopback == xml:
-        raise ValueError("config/fastdds_large_messages.xml has no receiveBufferSize to attach the loopback allowlist to")
-    path = folder / "fastdds_loopback.xml"
-    path.write_text(loopback)
-    return path
+    from lumde_depth.ros import dds
+    return dds.loopback_profile(dds.shipped_profile(), folder)
 
 
 def use_large_messages_profile() -> Path:

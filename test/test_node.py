@@ -42,7 +42,8 @@ def mono_file(tmp_path_factory) -> Path:
     from lumde_depth.models.io import save_model
     torch.manual_seed(0)
     return save_model(tmp_path_factory.mktemp("model") / "mono.pt", build("lumde_student", width=0.5),
-                      {"input_size": list(INPUT_SIZE), "depth_range": [0.5, 80.0], "kind": "monocular"})
+                      # untrained, it outputs 0.10-0.21 m: a clip at 0.5 m would saturate (NaN) every pixel
+                      {"input_size": list(INPUT_SIZE), "depth_range": [0.05, 80.0], "kind": "monocular"})
 
 
 @pytest.fixture(scope="module")
@@ -372,6 +373,44 @@ def test_large_messages_profile_best_effort_kitti(ros_context, tmp_path, model_f
     cloud = listener.got["depth/points"][0]
     assert (cloud.height, cloud.width) == frame["rgb"].shape[:2] and len(cloud.data) == cloud.row_step * cloud.height
     assert "error" not in _node_log(tmp_path).lower()
+
+
+def test_default_launch_path_delivers_large_clouds_to_a_best_effort_subscriber(ros_context, tmp_path, model_file):
+    """No profile set by hand: the node (the lumde_depth_node console script, as ros2 run and the launch files
+    start it) applies the shipped large-message profile itself and says so; a best-effort depth/points
+    subscriber (this process, Fast DDS defaults) receives the 2.5 MB organized clouds of the sets it processes."""
+    frame = harness.synthetic_frame(240, 640, 20_000)
+    frame_file = harness.save_frame(tmp_path / "frame.npz", frame)
+    env = harness.ros_env()
+    for name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "RMW_IMPLEMENTATION"):
+        env.pop(name, None)
+    env["LUMDE_CACHE"] = str(tmp_path / "cache")
+    params = {"model": str(model_file), "backend": "torch", "device": "cpu", "T_cam_lidar": frame["T"].ravel(),
+              "diagnostics_period": 0.5, "publish_colored": False, "threads": 1}
+    topics = {"depth/points": PointCloud2, "/diagnostics": DiagnosticArray}
+    from rclpy.qos import ReliabilityPolicy
+    listener_qos = ReliabilityPolicy.BEST_EFFORT
+    listener = harness.Listener(ros_context, topics, reliability=listener_qos)
+    listener.node_name = f"lumde_depth_node_{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "node.log"
+    node = harness.start_node(params, log=log, env=env, name=listener.node_name)
+    pub = harness.start_publisher(frame_file, rate=2.0, count=16, env=env)
+    try:
+        assert listener.spin_until(lambda: pub.poll() is not None, 120.0, [node], log), _node_log(tmp_path)
+        processed = lambda: int(harness.diag_values(listener).get("processed", 0))   # noqa: E731
+        listener.spin_until(lambda: len({convert.stamp_to_ns(m.header.stamp) for m in listener.got["depth/points"]})
+                            >= processed() > 0, 10.0)
+        clouds = {convert.stamp_to_ns(m.header.stamp) for m in listener.got["depth/points"]}
+    finally:
+        harness.stop(pub)
+        harness.stop(node)
+        listener.close()
+    profile = next(line for line in _node_log(tmp_path).splitlines() if "Fast DDS profile" in line)
+    assert "the shipped large-message profile" in profile and "fastdds_large_messages_loopback.xml" in profile
+    assert (tmp_path / "cache" / "dds" / "fastdds_large_messages_loopback.xml").is_file()
+    assert "deprecated" not in _node_log(tmp_path) and "Error" not in _node_log(tmp_path)
+    assert listener.got["depth/points"][0].row_step * 240 > 2_000_000   # larger than Fast DDS's 512 kB segment
+    assert processed() >= 8 and len(clouds) >= 0.95 * processed(), (len(clouds), processed())
 
 
 def test_monocular_mode_without_a_monocular_model_stops_with_a_clear_message(tmp_path):

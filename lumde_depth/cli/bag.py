@@ -11,9 +11,11 @@ def _play(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"lumde bag play: rclpy is not importable ({exc}); pip install -r requirements-ros.txt", file=sys.stderr)
         return 2
+    from lumde_depth.ros import dds
     from lumde_depth.ros.bag_io import BagError
     from lumde_depth.ros.bag_play import play
 
+    print(f"lumde bag play: {dds.apply_default_profile()}", file=sys.stderr)   # large images and clouds
     rclpy.init()
     try:
         summary = play(args.bag, rate=args.rate, loop=args.loop, clock_hz=args.clock or 0.0, topics=args.topics,

@@ -26,7 +26,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from lumde_depth.config import ConfigError
 from lumde_depth.inference import DEFAULT_MONO_MODEL, DepthCompleter
-from lumde_depth.ros import convert
+from lumde_depth.ros import convert, dds
 from lumde_depth.ros.compat import message_filters
 from lumde_depth.ros.diagnostics import NodeStats, status_message
 from lumde_depth.ros.extrinsics import Extrinsics, matrix_from_calib_file, matrix_from_param
@@ -382,11 +382,19 @@ def _policy_name(info: Any) -> str:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console entry point ``lumde_depth_node`` (``ros2 run lumde_depth lumde_depth_node``)."""
+    """Console entry point ``lumde_depth_node`` (``ros2 run lumde_depth lumde_depth_node``, the launch files).
+
+    Applies the shipped large-message Fast DDS profile to this process first (:mod:`lumde_depth.ros.dds`:
+    unless the user set a profile or another RMW), as it must be set before ``rclpy.init``."""
+    try:
+        profile = dds.apply_default_profile()
+    except (OSError, ValueError) as exc:
+        profile = f"Fast DDS default transports (the shipped large-message profile cannot be used: {exc})"
     rclpy.init(args=args)
     node = None
     try:
         node = DepthNode()
+        node.get_logger().info(profile)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
