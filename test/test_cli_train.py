@@ -82,7 +82,7 @@ def test_train_eval_prune_commands(tmp_path, capsys):
                         data__max_val_samples=4)
     run = tmp_path / "run"
     assert main(["train", "--config", str(path), "--out", str(run)]) == 0
-    assert "validation: rmse=" in capsys.readouterr().out
+    assert "validation (4 images): RMSE " in capsys.readouterr().out
     meta = load_model(run / "model.pt")[1]
     assert meta["val_metrics"]["samples"] == 4
     assert main(["eval", "--config", str(path), "--out", str(run), "--json", str(tmp_path / "e.json")]) == 0

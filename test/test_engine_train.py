@@ -169,6 +169,9 @@ def test_torchrun_two_gloo_processes(tmp_path):
     assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run")] == ["step_00000006.pt", "step_00000012.pt"]
     rows = [r for r in read_rows(tmp_path / "run" / "log.jsonl") if r["kind"] == "train"]
     assert [r["step"] for r in rows] == [5, 10, 12]  # one writer: no duplicated rows
+    (start,) = [r for r in read_rows(tmp_path / "run" / "log.jsonl") if r["kind"] == "start"]
+    assert (start["world_size"], start["batch_per_process"], start["global_batch"]) == (2, 2, 4)
+    assert "world size 2 process(es), batch 2 per process = global batch 4" in out
     # two processes of batch 2 each see 4 distinct samples per step: 24 samples -> 6 steps per epoch
     assert rows[-1]["epoch"] == 2
     single = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "run"))["model"]

@@ -98,8 +98,8 @@ def test_cli_export_config(tmp_path, capsys):
     cfg = tmp_path / "export.yaml"
     cfg.write_text(f"model: {model_file}\nout: {tmp_path / 'exp'}\nformat: torchscript\nname: small\n")
     assert main(["export", "--config", str(cfg)]) == 0
-    assert (tmp_path / "exp" / "small.pt").is_file()
-    assert read_export_meta(tmp_path / "exp" / "small.pt")["input_size"] == META["input_size"]
+    assert (tmp_path / "exp" / "small.torchscript.pt").is_file()
+    assert read_export_meta(tmp_path / "exp" / "small.torchscript.pt")["input_size"] == META["input_size"]
     cfg.write_text(f"model: {model_file}\nformt: onnx\n")
     assert main(["export", "--config", str(cfg)]) == 2
     assert "did you mean 'format'" in capsys.readouterr().err
@@ -116,8 +116,9 @@ def test_cli_export_int8_is_calibrated_close_to_fp32_and_runs_in_the_completer(t
     meta = {**META, "input_size": [48, 160]}
     model_file = save_model(tmp_path / "student.pt", model, meta)
     data = tmp_path / "calib"
+    # frames of a reduced camera (311x94): smaller than KITTI's 1216x352 crop, calibrated on as a whole
     assert main(["synth", "--out", str(data), "--frames", "2", "--sequences", "1", "--seed", "9", "--workers", "1",
-                 "--layout", "kitti_dc", "--set", "val_sequences=1"]) == 0
+                 "--layout", "kitti_dc", "--set", "val_sequences=1", "--set", "camera_scale=0.25"]) == 0
     rc = main(["export", str(model_file), "--out", str(tmp_path / "out"), "--format", "onnx", "--int8",
                "--calibration", str(data), "--calibration-frames", "2"])
     out = capsys.readouterr().out
@@ -156,7 +157,7 @@ def test_cli_export_int8_needs_the_onnx_export(tmp_path, capsys):
 
 def test_cli_export_needs_a_model(capsys):
     assert main(["export"]) == 2
-    assert "MODEL_FILE or --config" in capsys.readouterr().err
+    assert "give a MODEL (model file, checkpoint or 'shipped') or --config" in capsys.readouterr().err
 
 
 def test_profile_counts_flops_and_params_exactly():

@@ -3,7 +3,8 @@
     lumde bench [--config FILE] [--models SPEC ...] [--json OUT] [--runs N] [--device cpu] [KEY=VALUE ...]
 
 A model spec is a registered name with optional keyword arguments, e.g. ``lspkd_teacher``,
-``lspkd_student:width=0.125``, ``cdspn:scale=64``. Without ``--models`` every registered model is
+``lspkd_student:width=0.125``, ``cdspn:scale=64``, or a trained model: a model file, a training
+checkpoint or ``shipped``. Without ``--models`` every registered model is
 measured (the papers' variants for ``lspkd_student`` and ``cdspn``). GFLOPs are counted with
 ``torch.utils.flop_counter`` (a multiply-add = 2 FLOPs) at 1216x352 and 304x228 by default and
 set next to the papers' figures; latency is the median forward time at ``latency_size``.
@@ -21,7 +22,8 @@ from lumde_depth.config import ConfigError, field, load
 
 @dataclass
 class BenchConfig:
-    models: list[str] = field(default_factory=list, doc="model specs NAME[:key=value,...]; empty = all registered")
+    models: list[str] = field(default_factory=list, doc="model specs NAME[:key=value,...], model files, checkpoints "
+                                                        "or 'shipped'; empty = all registered")
     sizes: list[list[int]] = field(default_factory=lambda: [[352, 1216], [228, 304]], low=1,
                                    doc="[H, W] resolutions for the FLOP columns")
     latency_size: list[int] = field(default_factory=lambda: [228, 304], low=1, doc="[H, W] for latency")
@@ -84,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of config keys, e.g. runs=3")
     parser.add_argument("--config", default=None, help="bench yaml (keys: models, sizes, latency_size, runs, ...)")
     parser.add_argument("--models", nargs="+", default=None, metavar="SPEC",
-                        help="model specs, e.g. lspkd_teacher lspkd_student:width=0.125 cdspn:scale=64")
+                        help="model specs, e.g. lspkd_teacher lspkd_student:width=0.125 cdspn:scale=64, or "
+                             "trained models: model files, checkpoints, shipped")
     parser.add_argument("--json", default=None, help="write the report as json here")
     parser.add_argument("--runs", type=int, default=None, help="timed runs per model (default 5; 0 = none)")
     parser.add_argument("--device", default=None, choices=("cpu", "cuda", "auto"), help="default cpu")

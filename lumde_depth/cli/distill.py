@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lumde_depth.cli.train import add_run_arguments, load_config, report, run_dir
+from lumde_depth.cli.train import add_run_arguments, check_extend, load_config, report, run_dir
 from lumde_depth.config import ConfigError
 from lumde_depth.engine.experiment import check_command
 
 
 def _distill(args: argparse.Namespace) -> int:
+    check_extend(args)
     if args.cache_only and not args.cache_teacher:
         raise ConfigError("--cache-only has no effect without --cache-teacher (it stops after writing the cache): "
                           "add --cache-teacher")
@@ -31,8 +32,7 @@ def _distill(args: argparse.Namespace) -> int:
             print(f"teacher cache ready: {cfg.teacher.source} (train with teacher.source={cfg.teacher.source})")
             return 0
     from lumde_depth.engine.trainer import run
-    report(run(cfg, out, resume=args.resume, distill=True))
-    return 0
+    return report(run(cfg, out, resume=args.resume, distill=True, extend=args.extend), args, cfg)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -51,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"lumde {args.command}: configuration error: {exc}", file=sys.stderr)
+    except ConfigError as exc:   # also a bad model file or checkpoint (ModelFileError)
+        print(f"lumde {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:    # training saves a checkpoint on the first Ctrl-C by itself
+        print(f"lumde {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from lumde_depth.data.synth.generate import Generator, SynthConfig, generate
     from lumde_depth.data.synth.preview import save_preview
+    from lumde_depth.data.synth.writers import selection_size
 
     flags = {"frames": args.frames, "seed": args.seed, "layout": args.layout, "sequences": args.sequences,
              "workers": args.workers}
@@ -42,6 +43,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {int(summary['frames'])} frame(s) ({config.layout}, {config.sequences} sequences) to {args.out} "
           f"in {elapsed:.1f} s; {summary['points']:.0f} LiDAR points and {100 * summary['density']:.2f}% "
           f"projected pixels per frame on average")
+    if summary["selection_frames"]:
+        height, width = selection_size(config.camera_scale)
+        scaled = f", KITTI's 1216x352 scaled by camera_scale {config.camera_scale:g}" if config.camera_scale != 1 else ""
+        print(f"{args.out / 'depth_selection' / 'val_selection_cropped'}: {int(summary['selection_frames'])} "
+              f"frame(s) of the val drives cropped to {width}x{height}{scaled} (image, velodyne_raw, "
+              f"groundtruth_depth, intrinsics with the shifted K)")
     if args.preview is not None:
         path = Path(args.preview) if args.preview else args.out / "preview.png"
         save_preview(path, Generator(config, args.out).render(0, 0))

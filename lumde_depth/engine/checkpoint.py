@@ -5,11 +5,13 @@ A checkpoint is a plain dict of tensors and plain data (so it loads with
 
     {"format": "lumde_depth.train_state/1", "step", "epoch", "batch" (position inside the epoch),
      "model", "loss" (state_dicts), "optimizer", "scaler", "rng" (torch, cuda, numpy, python),
-     "config" (the experiment as a dict)}
+     "config" (the experiment as a dict), "meta" (model-file metadata), "best" (best.pt's metric)}
 
 Files are ``RUN_DIR/checkpoints/step_XXXXXXXX.pt``, written atomically (temporary file, fsync,
-rename), so a run killed at any moment leaves only complete checkpoints behind; the newest one is
-what ``--resume`` picks.
+rename), so a run killed at any moment leaves only complete checkpoints behind; the newest readable
+one is what ``--resume`` picks (an unreadable one, e.g. from a full disk, is renamed ``*.corrupt``
+and the one before it used). ``meta`` holds what the run's model file would get at that step, so a
+checkpoint loads as a model file too (:func:`lumde_depth.models.io.load_model`).
 """
 from __future__ import annotations
 
@@ -22,13 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from lumde_depth.models.io import read_payload
+from lumde_depth.models.io import TRAIN_STATE_FORMAT as FORMAT
+from lumde_depth.models.io import ModelFileError, read_payload
 
-FORMAT = "lumde_depth.train_state/1"
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ModelFileError):
     """A training-state checkpoint is missing, foreign or does not fit the run."""
 
 
@@ -95,7 +97,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     payload = read_payload(path)
     if payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a lumde_depth training checkpoint (format={payload.get('format')!r}); "
-                              "model files go to `model.init` instead of --resume")
+                              "to start a run from a model file's weights set model.init=FILE (with a new --out)")
     return payload
 
 

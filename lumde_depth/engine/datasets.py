@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import random
+import signal
 from typing import Any, Callable
 
 import numpy as np
@@ -138,10 +139,16 @@ class EpochLoader:
             self.samples.epoch = epoch
             self.sampler.set_position(epoch, batch * self.batch_size)
             loader = DataLoader(self.samples, batch_size=self.batch_size, sampler=self.sampler, drop_last=True,
-                                num_workers=self.num_workers, pin_memory=self.pin)
+                                num_workers=self.num_workers, pin_memory=self.pin, worker_init_fn=_ignore_sigint)
             for offset, data in enumerate(loader):
                 yield epoch, batch + offset, data
             epoch, batch = epoch + 1, 0
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """Ctrl-C reaches every process of the terminal's group: loader workers leave it to the training
+    loop, which stops after the step and saves a checkpoint (a worker killed by it would fail the run)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:

@@ -79,13 +79,33 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, protocol: str = "kitti", 
     return {**accumulator.result(), "samples": accumulator.count}
 
 
+_NAMES = {"rmse": "RMSE", "mae": "MAE", "irmse": "iRMSE", "imae": "iMAE", "rel": "REL", "d1": "δ1", "d2": "δ2",
+          "d3": "δ3", "abs_rel": "AbsRel", "sq_rel": "SqRel", "rmse_log": "RMSE log"}
+
+
+def metric_unit(name: str, protocol: str) -> str:
+    """The unit of a metric under ``protocol`` ('' for ratios)."""
+    if name in ("rmse", "mae"):
+        return "mm" if protocol == "kitti" else "m"
+    return "1/km" if name in ("irmse", "imae") else ""
+
+
+def metric_label(name: str, protocol: str) -> str:
+    """A column title with the unit, e.g. ``RMSE [mm]``."""
+    unit = metric_unit(name, protocol)
+    return f"{_NAMES.get(name, name)} [{unit}]" if unit else _NAMES.get(name, name)
+
+
+def format_metrics(metrics: dict[str, float], protocol: str) -> str:
+    """One line of the protocol's metrics with their units, e.g. ``RMSE 1234.5 mm, MAE 456.7 mm, ...``."""
+    return ", ".join(f"{_NAMES.get(n, n)} {format_value(metrics[n])}{' ' if metric_unit(n, protocol) else ''}"
+                     f"{metric_unit(n, protocol)}" for n in PROTOCOL_METRICS[protocol] if n in metrics)
+
+
 def format_table(rows: dict[str, dict[str, float]], protocol: str) -> str:
     """A markdown table, one row per model / setting, the protocol's metrics as columns."""
     names = list(PROTOCOL_METRICS[protocol])
-    units = {"rmse": "RMSE [mm]" if protocol == "kitti" else "RMSE [m]", "mae": "MAE [mm]",
-             "irmse": "iRMSE [1/km]", "imae": "iMAE [1/km]", "rel": "REL", "d1": "δ1", "d2": "δ2", "d3": "δ3",
-             "abs_rel": "AbsRel", "sq_rel": "SqRel", "rmse_log": "RMSE log"}
-    lines = ["| model | " + " | ".join(units[n] for n in names) + " |",
+    lines = ["| model | " + " | ".join(metric_label(n, protocol) for n in names) + " |",
              "|---|" + "---:|" * len(names)]
     for label, metrics in rows.items():
         lines.append(f"| {label} | " + " | ".join(format_value(metrics.get(n)) for n in names) + " |")

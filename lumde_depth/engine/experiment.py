@@ -46,7 +46,8 @@ class DataConfig:
     val_root: Optional[str] = field(None, doc="root of the validation split when it differs from 'root'")
     train_kwargs: dict = field(default_factory=dict, doc="extra build_dataset arguments for training (crops...)")
     val_kwargs: dict = field(default_factory=dict, doc="extra build_dataset arguments for validation")
-    batch_size: int = field(8, low=1, high=4096, doc="per process (per GPU under torchrun)")
+    batch_size: int = field(8, low=1, high=4096, doc="per process: under torchrun each of the N processes takes "
+                                                      "this many samples a step, a global batch of N x batch_size")
     num_workers: int = field(2, low=0, high=64)
     max_train_samples: Optional[int] = field(None, low=1, doc="use only the first N training samples")
     max_val_samples: Optional[int] = field(None, low=1, doc="evaluate on the first N validation samples")
@@ -100,8 +101,14 @@ class CheckpointConfig:
 
 @dataclass
 class LogConfig:
-    every: int = field(10, low=1, doc="log a row (jsonl + csv) every N steps")
-    progress: bool = field(True, doc="tqdm progress bar")
+    every: int = field(10, low=1, doc="log a row (jsonl + csv + TensorBoard) every N steps")
+    progress: bool = field(True, doc="tqdm progress bar (on a terminal; otherwise plain progress lines)")
+    print_every: int = field(0, low=0, doc="without a progress bar (progress false, or stderr not a terminal, "
+                                           "e.g. a cluster log): a plain progress line every N steps "
+                                           "(0 = every log.every steps)")
+    tensorboard: bool = field(True, doc="TensorBoard event files in RUN_DIR/tensorboard: losses, lr, validation "
+                                        "metrics and depth pictures (tensorboard --logdir RUN_DIR)")
+    images: int = field(2, low=0, high=16, doc="validation frames drawn into TensorBoard at each validation")
 
 
 @dataclass
@@ -110,6 +117,8 @@ class EvalConfig:
     model: Optional[str] = field(None, doc="model file for `lumde eval` / `lumde prune-test` "
                                            "(default RUN_DIR/model.pt)")
     batch_size: int = field(1, low=1)
+    best_metric: Optional[str] = field(None, doc="validation metric that picks RUN_DIR/best.pt (default: the "
+                                                  "protocol's first, rmse for kitti / nyu, abs_rel for mono)")
 
 
 @dataclass
@@ -148,6 +157,11 @@ class ExperimentConfig:
     def total_steps(self) -> int:
         return sum(stage.steps for stage in self.stages)
 
+    @property
+    def best_metric(self) -> str:
+        """The validation metric that picks best.pt."""
+        return self.eval.best_metric or next(iter(PROTOCOL_METRICS[self.data.protocol]))
+
 
 def load_experiment(path: str | Path | None, overrides: Iterable[str] = ()) -> ExperimentConfig:
     """Load and fully validate an experiment (including the loss section, the imports, the model's
@@ -163,6 +177,9 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"'data.depth_range' must be [min, max] with min < max, got {cfg.data.depth_range}")
     if cfg.prune.metric not in PROTOCOL_METRICS[cfg.data.protocol]:
         raise ConfigError(f"'prune.metric' = {cfg.prune.metric!r} is not a {cfg.data.protocol} metric "
+                          f"(choose one of {', '.join(PROTOCOL_METRICS[cfg.data.protocol])})")
+    if cfg.eval.best_metric is not None and cfg.eval.best_metric not in PROTOCOL_METRICS[cfg.data.protocol]:
+        raise ConfigError(f"{where}'eval.best_metric' = {cfg.eval.best_metric!r} is not a {cfg.data.protocol} metric "
                           f"(choose one of {', '.join(PROTOCOL_METRICS[cfg.data.protocol])})")
     eps = cfg.prune.eps
     if len(eps) != 3 or not eps[0] <= eps[1] <= eps[2]:

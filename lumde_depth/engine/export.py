@@ -28,7 +28,7 @@ from lumde_depth.engine.profile import example_inputs, input_names, takes_sparse
 from lumde_depth.models.io import unwrap
 
 FORMATS = ("onnx", "torchscript")
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}  # never a bare .pt: that is a model file
 DEFAULT_OPSET = 17
 META_KEY = "lumde_meta"
 TORCHSCRIPT_META_FILE = "lumde_meta.json"

@@ -35,10 +35,15 @@ class MetricsLog:
                 writer.writeheader()
             writer.writerow(row)
 
+    def event(self, kind: str, row: dict[str, Any]) -> None:
+        """A row for ``log.jsonl`` only (e.g. the start-up summary, kind 'start')."""
+        with open(self.jsonl, "a") as handle:
+            handle.write(json.dumps({"kind": kind, **{k: _plain(v) for k, v in row.items()}}) + "\n")
+
     def _truncate_after(self, step: int) -> None:
         if self.jsonl.exists():
             kept = [line for line in self.jsonl.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= step]
+                    if line.strip() and (json.loads(line).get("step") or 0) <= step]
             self.jsonl.write_text("".join(line + "\n" for line in kept))
         for path in self.run_dir.glob("*.csv"):
             with open(path, newline="") as handle:

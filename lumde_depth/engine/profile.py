@@ -11,6 +11,7 @@ import copy
 import inspect
 import statistics
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -152,8 +153,13 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def build_spec(spec: str) -> torch.nn.Module:
-    """Build the model a spec names; bad keyword arguments are an error naming the spec."""
+    """Build the model a spec names (a registered name with keyword arguments, or a model file,
+    training checkpoint or ``shipped``: the trained model); bad keyword arguments are an error naming
+    the spec."""
     from lumde_depth.models import build
+    from lumde_depth.models.io import SHIPPED, load_model, model_file
+    if spec in SHIPPED or spec.endswith(".pt") or Path(spec).is_file():
+        return load_model(model_file(spec))[0]
     name, kwargs = parse_spec(spec)
     try:
         return build(name, **kwargs)

@@ -1,6 +1,7 @@
 """The training / distillation loop behind ``lumde train`` and ``lumde distill``.
 
-One loop serves a single process and ``torchrun`` (DistributedDataParallel): Adam over the model
+One loop serves a single process and ``torchrun`` (DistributedDataParallel; ``data.batch_size`` is
+per process, the global batch is world size x batch_size): Adam over the model
 and the loss's own parameters, the configured stages (parameters frozen per stage, a supervised
 output per stage), mixed precision (``precision``: fp16 with a GradScaler on CUDA, bf16 on CUDA or
 CPU), a csv/jsonl log, atomic training-state checkpoints
@@ -8,6 +9,10 @@ every N steps, and an exact resume: the data order is a seeded per-epoch permuta
 done batches are skipped, per-sample augmentation is seeded by (seed, epoch, index), and every
 random generator is restored, so on CPU in deterministic mode a run killed with SIGKILL and resumed
 ends with the same weights, bit for bit, as one that was never interrupted.
+
+What a person sees (:mod:`lumde_depth.engine.monitor`): a start-up summary, progress as a bar or
+plain lines, validation metrics with units, TensorBoard event files, ``best.pt`` by
+``eval.best_metric``; Ctrl-C saves a checkpoint and returns (the CLI prints the resume command).
 """
 from __future__ import annotations
 
@@ -23,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from lumde_depth.config import ConfigError, to_dict
 from lumde_depth.engine import checkpoint as ckpt
@@ -32,6 +36,7 @@ from lumde_depth.engine.distributed import (World, barrier, broadcast_buffers, c
                                             reduce_mean, shutdown)
 from lumde_depth.engine.experiment import ExperimentConfig, StageConfig
 from lumde_depth.engine.logs import MetricsLog
+from lumde_depth.engine.monitor import Board, BestModel, Console, StopRequest, human, short_metric, validation_line
 from lumde_depth.engine.objective import Objective, build_loss
 from lumde_depth.engine.preflight import check_before_writing
 from lumde_depth.engine.schedule import check_stage_prefixes, lr_at, stage_at, trainable
@@ -51,6 +56,9 @@ class TrainResult:
     metrics: dict[str, float]
     checksums: list[float]
     model: torch.nn.Module
+    interrupted: bool = False          # stopped by SIGINT / SIGTERM; ``checkpoint`` holds the state
+    checkpoint: Path | None = None
+    best_path: Path | None = None      # best.pt: the best validation by cfg.best_metric
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -104,43 +112,100 @@ def build_teacher(cfg: ExperimentConfig) -> Any:
         raise ConfigError(f"teacher.source: {exc}") from None
 
 
-def prepare_run_dir(run_dir: Path, cfg: Any, resume: bool, free: tuple[str, ...] = FREE_ON_RESUME
-                    ) -> dict[str, Any] | None:
+def prepare_run_dir(run_dir: Path, cfg: Any, resume: bool, free: tuple[str, ...] = FREE_ON_RESUME, extend: int = 0,
+                    say=print, is_main: bool = True) -> dict[str, Any] | None:
     """Check the run dir against ``--resume``; returns the checkpoint to resume from (or None).
 
-    ``cfg``: the run's configuration (a config dataclass or a plain dict); keys starting with one of
-    ``free`` may differ between the interrupted run and its resume."""
-    latest = ckpt.latest_checkpoint(run_dir)
-    if latest is None:
+    ``cfg``: the run's configuration (an :class:`ExperimentConfig`, or a plain dict for other loops);
+    keys starting with one of ``free`` may differ between the interrupted run and its resume. The
+    newest readable checkpoint is used: an unreadable newer one is renamed ``*.corrupt`` (by rank 0)
+    and said so. An experiment's last stage may be longer than the run's (or ``extend`` steps are
+    added to it): that continues a finished run; an earlier extension is kept.
+    """
+    found = ckpt.list_checkpoints(run_dir)
+    if not found:
+        if extend:
+            raise ConfigError(f"--extend continues a run, but {run_dir} holds no checkpoint: give the run's folder "
+                              "(--out RUN_DIR), or train a new run without --extend")
         return None
     if not resume:
-        raise ConfigError(f"{run_dir} already holds checkpoints (newest {latest.name}); pass --resume to "
-                          "continue that run, or --out NEW_DIR to start another")
-    state = ckpt.load_checkpoint(latest)
-    current = cfg if isinstance(cfg, dict) else to_dict(cfg)
-    differ = [k for k in _differences(state["config"], current) if not k.startswith(free)]
+        raise ConfigError(f"{run_dir} already holds checkpoints (newest {found[-1].name}); pass --resume to "
+                          "continue that run (with --extend N to train a finished run N steps longer), or "
+                          "--out NEW_DIR to start another")
+    state = _newest_readable(found, say, is_main)
+    staged = not isinstance(cfg, dict)
+    saved, current = state["config"], (to_dict(cfg) if staged else cfg)
+    if staged:
+        saved_steps, wanted = saved["stages"][-1]["steps"], cfg.stages[-1].steps
+        current["stages"][-1]["steps"] = saved_steps
+    differ = [k for k in _differences(saved, current) if not k.startswith(free)]
     if differ:
+        hint = (" (to train longer, change only the last stage's steps, or pass --extend N)"
+                if staged and differ == ["stages"] and _same_but_steps(saved["stages"], current["stages"]) else "")
         raise ConfigError(f"--resume: the configuration differs from the one {run_dir} was started with at "
-                          f"{', '.join(differ)}; resume with the same config and overrides")
+                          f"{', '.join(differ)}; resume with the same config and overrides{hint}")
+    if not staged:
+        return state
+    planned = sum(s["steps"] for s in saved["stages"])
+    cfg.stages[-1].steps = max(saved_steps, wanted) + extend
+    if wanted < saved_steps:
+        say(f"the run was extended earlier: its last stage keeps {saved_steps} steps (the config says {wanted})")
+    if cfg.total_steps != planned:
+        say(f"extending the run: {planned} -> {cfg.total_steps} steps (the last stage, "
+            f"'{cfg.stages[-1].name}', now has {cfg.stages[-1].steps})")
+    elif state["step"] >= planned:
+        say(f"the run already finished its {planned} steps: it is validated and its model file written again "
+            "(--extend N trains it N steps longer)")
     return state
 
 
-def run(cfg: ExperimentConfig, run_dir: str | Path, resume: bool = False, distill: bool = False) -> TrainResult:
-    """Train (or distill) the experiment into ``run_dir``; rank 0 writes, every rank trains."""
+def _newest_readable(found: list[Path], say, is_main: bool) -> dict[str, Any]:
+    """The newest checkpoint that loads; unreadable newer ones are renamed ``*.corrupt``."""
+    from lumde_depth.models.io import ModelFileError
+    for path in reversed(found):
+        try:
+            state = ckpt.load_checkpoint(path)
+        except ModelFileError as exc:
+            bad = path.with_name(path.name + ".corrupt")
+            if is_main:
+                path.replace(bad)
+            say(f"checkpoint {path} is unreadable ({str(exc).splitlines()[0][:200]}); kept as {bad.name}, "
+                "falling back to the one before it")
+            continue
+        state["path"] = str(path)
+        return state
+    raise ConfigError(f"no readable checkpoint in {found[0].parent}: start a new run (--out NEW_DIR)")
+
+
+def _same_but_steps(saved: list[dict], current: list[dict]) -> bool:
+    strip = [[{k: v for k, v in s.items() if k != "steps"} for s in stages] for stages in (saved, current)]
+    return len(saved) == len(current) and strip[0] == strip[1]
+
+
+def run(cfg: ExperimentConfig, run_dir: str | Path, resume: bool = False, distill: bool = False,
+        extend: int = 0) -> TrainResult:
+    """Train (or distill) the experiment into ``run_dir``; rank 0 writes, every rank trains.
+
+    SIGINT / SIGTERM stop the run after the current step with a checkpoint saved
+    (``TrainResult.interrupted``); ``resume`` continues it, ``extend`` adds steps to its last stage.
+    """
     run_dir = Path(run_dir)
     world = init_world(cfg.device)
     before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
     try:
-        return _run(cfg, run_dir, resume, distill, world)
+        with StopRequest() as stop:
+            return _run(cfg, run_dir, resume, distill, world, extend, stop)
     finally:
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.benchmark = before[1]
         shutdown(world)
 
 
-def _run(cfg: ExperimentConfig, run_dir: Path, resume: bool, distill: bool, world: World) -> TrainResult:
+def _run(cfg: ExperimentConfig, run_dir: Path, resume: bool, distill: bool, world: World, extend: int,
+         stop: StopRequest) -> TrainResult:
     set_deterministic(cfg.deterministic)
-    state = prepare_run_dir(run_dir, cfg, resume)
+    say = print if world.is_main else (lambda text: None)
+    state = prepare_run_dir(run_dir, cfg, resume, extend=extend, say=say, is_main=world.is_main)
     seed_everything(cfg.seed)
     model = build_model(cfg)
     check_stage_prefixes(model, cfg.stages)
@@ -151,22 +216,27 @@ def _run(cfg: ExperimentConfig, run_dir: Path, resume: bool, distill: bool, worl
     critic_opt = objective.loss.critic_optimizer() if getattr(objective.loss, "critic", None) is not None else None
     amp_dtype = autocast_dtype(cfg.precision, world.device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)  # bf16 has fp32's range
-    loader = EpochLoader(build_split(cfg.data, cfg.data.train_split, train=True), cfg.data.batch_size,
-                         cfg.data.num_workers, world, cfg.seed)
+    train_set = build_split(cfg.data, cfg.data.train_split, train=True)
+    loader = EpochLoader(train_set, cfg.data.batch_size, cfg.data.num_workers, world, cfg.seed)
     val_set = build_split(cfg.data, cfg.data.val_split, train=False) if cfg.data.val_split and world.is_main else None
     check_before_writing(cfg, objective, teacher, loader.samples.dataset, features, world.device)
     step, epoch, batch_pos, elapsed = 0, 0, 0, 0.0
     if state is not None:
         step, epoch, batch_pos, elapsed = _restore(state, objective, optimizer, scaler, critic_opt)
+    total = cfg.total_steps
+    best = BestModel(cfg.best_metric, cfg.data.protocol, state.get("best") if state else None)
     log = MetricsLog(run_dir, resume_step=step) if world.is_main else None
+    board = Board(run_dir / "tensorboard", step) if world.is_main and cfg.log.tensorboard else None
+    summary = _summary(cfg, run_dir, world, objective.model, train_set, val_set, loader, state, distill, amp_dtype)
     if world.is_main:
         (run_dir / "config.yaml").write_text(_yaml(to_dict(cfg)))
-    total = cfg.total_steps
-    bar = tqdm(total=total, initial=step, desc=cfg.name, disable=not (world.is_main and cfg.log.progress),
-               dynamic_ncols=True)
+        log.event("start", {"step": step, **summary})
+    console = Console(world, cfg.log.progress, cfg.log.print_every or cfg.log.every, total, step, cfg.name)
+    console.say(_summary_text(cfg, run_dir, summary, state, board))
     stream = loader.iterate(epoch, batch_pos)
     wrapped, stage_index, t0, window = objective, -1, time.perf_counter() - elapsed, time.perf_counter()
-    input_size, metrics = None, {}
+    input_size, metrics, saved = None, {}, None
+    stopped = False
     objective.train()
     while step < total:
         index, start = stage_at(cfg.stages, step)
@@ -189,40 +259,99 @@ def _run(cfg: ExperimentConfig, run_dir: Path, resume: bool, distill: bool, worl
                                                     critic_opt, sync=_gradient_sync(world)))
         step += 1
         epoch, batch_pos = (epoch + 1, 0) if batch_pos + 1 == loader.batches_per_epoch else (epoch, batch_pos + 1)
-        bar.update(1)
         if step % cfg.log.every == 0 or step == total:
             values = reduce_mean({**parts, "total": float(loss.detach())}, world)
             now = time.perf_counter()
             rate = cfg.log.every * cfg.data.batch_size * world.size / max(now - window, 1e-9)
             window = now
             if log is not None:
-                log.write("train", {"step": step, "epoch": epoch, "stage": stage.name, "lr": lr, **values,
-                                    "time_s": now - t0, "samples_per_s": rate})
-            bar.set_postfix(loss=f"{values['total']:.4g}", lr=f"{lr:.2g}")
+                row = {"step": step, "epoch": epoch, "stage": stage.name, "lr": lr, **values,
+                       "time_s": now - t0, "samples_per_s": rate}
+                log.write("train", row)
+            if board is not None:
+                board.scalars("train", {**values, "lr": lr, "samples_per_s": rate}, step)
+            console.logged(values["total"], lr, rate)
+        console.step(step, epoch)
         if cfg.eval.every and step % cfg.eval.every == 0 and step < total:
-            metrics = _validate(cfg, objective.model, val_set, world, log, step)
-        if step % cfg.checkpoint.every == 0 or step == total:
+            metrics = _validate(cfg, objective.model, val_set, world, log, step, console, board, best, run_dir,
+                                _model_meta(cfg, distill, val_set, input_size, run_dir, step))
+        stopped = stop.requested(world)
+        if step % cfg.checkpoint.every == 0 or step == total or stopped:
             if world.is_main:
-                ckpt.save_checkpoint(run_dir, {
+                saved = ckpt.save_checkpoint(run_dir, {
                     "step": step, "epoch": epoch, "batch": batch_pos, "elapsed": time.perf_counter() - t0,
                     "model": objective.model.state_dict(), "loss": objective.loss.state_dict(),
                     "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                     **({"critic_optimizer": critic_opt.state_dict()} if critic_opt is not None else {}),
-                    "rng": ckpt.capture_rng(), "config": to_dict(cfg)}, keep=cfg.checkpoint.keep)
+                    "rng": ckpt.capture_rng(), "config": to_dict(cfg), "best": best.state(),
+                    "meta": _model_meta(cfg, distill, val_set, input_size, run_dir, step)}, keep=cfg.checkpoint.keep)
             barrier(world)
-    bar.close()
+        if stopped:
+            break
+    console.close()
+    if stopped:
+        console.say(f"{stop.name}: stopped at step {step} of {total}")
+        if board is not None:
+            board.close()
+        return TrainResult(run_dir, None, step, {}, [], objective.model, interrupted=True, checkpoint=saved)
     broadcast_buffers(objective.model, world)
     checksums = check_same_weights(objective.model, world)
-    metrics = _validate(cfg, objective.model, val_set, world, log, step) if cfg.data.val_split else metrics
+    meta = _model_meta(cfg, distill, val_set, input_size, run_dir, step)
+    if cfg.data.val_split:
+        metrics = _validate(cfg, objective.model, val_set, world, log, step, console, board, best, run_dir, meta)
     model_path = None
     if world.is_main:
-        model_path = save_model(run_dir / "model.pt", objective.model, {
-            "input_size": _deployed_input_size(val_set) or input_size or _saved_input_size(run_dir),
-            "depth_range": list(cfg.data.depth_range),
-            "kind": cfg.model.kind, "trained_on": f"{cfg.data.kind}:{cfg.data.root}:{cfg.data.train_split}",
-            "experiment": cfg.name, "steps": step, "seed": cfg.seed,
-            "teacher": cfg.teacher.source if distill else None, "val_metrics": metrics})
-    return TrainResult(run_dir, model_path, step, metrics, checksums, objective.model)
+        model_path = save_model(run_dir / "model.pt", objective.model, {**meta, "val_metrics": metrics})
+    if board is not None:
+        board.close()
+    return TrainResult(run_dir, model_path, step, metrics, checksums, objective.model,
+                       best_path=run_dir / "best.pt" if best.step is not None else None)
+
+
+def _model_meta(cfg: ExperimentConfig, distill: bool, val_set, input_size: list[int] | None, run_dir: Path,
+                step: int) -> dict[str, Any]:
+    """What the run's model files (model.pt, best.pt, and each checkpoint as a model) record."""
+    return {"input_size": _deployed_input_size(val_set) or input_size or _saved_input_size(run_dir),
+            "depth_range": list(cfg.data.depth_range), "kind": cfg.model.kind,
+            "trained_on": f"{cfg.data.kind}:{cfg.data.root}:{cfg.data.train_split}", "experiment": cfg.name,
+            "steps": step, "seed": cfg.seed, "teacher": cfg.teacher.source if distill else None}
+
+
+def _summary(cfg: ExperimentConfig, run_dir: Path, world: World, model: torch.nn.Module, train_set, val_set,
+             loader: EpochLoader, state: dict[str, Any] | None, distill: bool,
+             amp_dtype: torch.dtype | None) -> dict[str, Any]:
+    """The facts of the start-up summary (also logged as the 'start' row of log.jsonl)."""
+    from lumde_depth.engine.profile import count_params
+    return {"run_dir": str(run_dir), "device": str(world.device), "world_size": world.size,
+            "batch_per_process": cfg.data.batch_size, "global_batch": cfg.data.batch_size * world.size,
+            "precision": str(amp_dtype).replace("torch.", "") if amp_dtype is not None else "fp32",
+            "model": cfg.model.name, "parameters": count_params(model),
+            "train_samples": len(train_set), "val_samples": len(val_set) if val_set is not None else 0,
+            "steps_per_epoch": loader.batches_per_epoch, "total_steps": cfg.total_steps,
+            "resumed_from": state["step"] if state is not None else None,
+            "teacher": cfg.teacher.source if distill else None}
+
+
+def _summary_text(cfg: ExperimentConfig, run_dir: Path, s: dict[str, Any], state: dict[str, Any] | None,
+                  board: Board | None) -> str:
+    start = (f"resumed from step {state['step']} ({state['path']})" if state is not None
+             else "new run")
+    stages = ", ".join(f"{st.name} {st.steps} steps lr {st.lr:g}" for st in cfg.stages)
+    validation = (f"validation on {s['val_samples']} samples every {cfg.eval.every} steps and at the end"
+                  if cfg.eval.every else f"validation on {s['val_samples']} samples at the end")
+    lines = [f"{cfg.name}: {start}; run folder {run_dir}",
+             f"  device {s['device']}, {s['precision']}; world size {s['world_size']} process(es), batch "
+             f"{s['batch_per_process']} per process = global batch {s['global_batch']}",
+             f"  model {cfg.model.name} {cfg.model.kwargs or ''}: {human(s['parameters'])} parameters"
+             + (f"; teacher {s['teacher']}" if s["teacher"] else ""),
+             f"  data {cfg.data.kind} {cfg.data.root}: {s['train_samples']} training samples "
+             f"({s['steps_per_epoch']} steps per epoch), "
+             + (validation if s["val_samples"] else "no validation split"),
+             f"  {s['total_steps']} steps ({stages}); checkpoint every {cfg.checkpoint.every} steps; "
+             f"best.pt by {cfg.best_metric}"]
+    if board is not None:
+        lines.append(f"  watch: tensorboard --logdir {board.folder}   (also train.csv, val.csv, log.jsonl)")
+    return "\n".join(lines)
 
 
 def build_optimizer(cfg: ExperimentConfig, objective: Objective) -> torch.optim.Optimizer:
@@ -289,16 +418,27 @@ def _enter_stage(objective: Objective, stage: StageConfig, world: World) -> torc
 
 
 def _validate(cfg: ExperimentConfig, model: torch.nn.Module, dataset, world: World, log: MetricsLog | None,
-              step: int) -> dict[str, float]:
-    """Metrics on the validation split (rank 0 evaluates, the others wait)."""
+              step: int, console: Console, board: Board | None, best: BestModel, run_dir: Path,
+              meta: dict[str, Any]) -> dict[str, float]:
+    """Metrics on the validation split (rank 0 evaluates, the others wait): logged, printed with units,
+    drawn into TensorBoard; a new best by ``cfg.best_metric`` is written to RUN_DIR/best.pt."""
     from lumde_depth.engine.evaluate import evaluate
     metrics: dict[str, float] = {}
     if world.is_main:
         metrics = evaluate(model, dataset, cfg.data.protocol, kind=cfg.model.kind, batch_size=cfg.eval.batch_size,
                            depth_range=cfg.data.depth_range, device=world.device)
         model.train()
-        if log is not None:
-            log.write("val", {"step": step, **metrics})
+        log.write("val", {"step": step, **metrics})
+        is_best = best.update(step, metrics)
+        if is_best:
+            save_model(run_dir / "best.pt", model, {**meta, "val_metrics": metrics, "best": best.state()})
+        console.say(validation_line(step, metrics, cfg.data.protocol, best.metric if is_best else None))
+        console.logged(console.last.get("loss", float("nan")), console.last.get("lr", 0.0),
+                       console.last.get("rate", 0.0),
+                       **{best.metric: short_metric(best.metric, metrics[best.metric], cfg.data.protocol)})
+        if board is not None:
+            board.scalars("val", metrics, step)
+            board.pictures(model, dataset, cfg.model.kind, cfg.log.images, cfg.data.depth_range, world.device, step)
     barrier(world)
     return metrics
 

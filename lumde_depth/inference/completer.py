@@ -36,9 +36,10 @@ from lumde_depth.inference.backends import (Backend, OnnxBackend, TorchBackend, 
                                             resolve_device)
 from lumde_depth.inference.classical import ip_basic
 from lumde_depth.models.fill import lidar_align
+from lumde_depth.models.io import SHIPPED, model_file
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "student.pt"
-DEFAULT_MONO_MODEL = DEFAULT_MODEL.with_name("mono_student.pt")  # camera-only (LUMDE student)
+DEFAULT_MODEL = SHIPPED["shipped"]
+DEFAULT_MONO_MODEL = SHIPPED["shipped_mono"]  # camera-only (LUMDE student)
 FITS = ("stretch", "crop")
 
 
@@ -251,7 +252,7 @@ def _model_path(path: str | Path | None) -> Path:
                 f"the shipped default student {DEFAULT_MODEL} is not in this installation yet: pass a model "
                 "file (DepthCompleter.load('student.pt'), node parameter model:=...), or use backend='classical'")
         return DEFAULT_MODEL
-    path = Path(path).expanduser()
+    path = model_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     return path

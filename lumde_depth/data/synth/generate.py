@@ -23,7 +23,8 @@ from lumde_depth.data.synth.lidar import LidarConfig
 from lumde_depth.data.synth.scene import Scene, build_scene
 from lumde_depth.data.synth.sequence import EgoMotion, frame_times, oxts_packets
 from lumde_depth.data.synth.writers import (write_dc_frame, write_raw_frame, write_raw_meta,
-                                            write_selection_frame, written_calibration)
+                                            selection_size, write_selection_frame,
+                                            written_calibration)
 
 LAYOUTS = ("kitti_dc", "kitti_raw")
 
@@ -130,7 +131,8 @@ class Generator:
             split = self.split(sequence)
             write_dc_frame(self.out, split, sequence, index, frame)
             if split == "val":
-                write_selection_frame(self.out, sequence, index, frame, self.calib)
+                write_selection_frame(self.out, sequence, index, frame, self.calib,
+                                      selection_size(self.config.camera_scale))
         return len(frame.points), float((frame.sparse > 0).mean())
 
     def write_meta(self) -> None:
@@ -170,7 +172,7 @@ def _work(task: tuple[int, int]) -> tuple[int, float]:
 
 def generate(config: SynthConfig, out: str | Path, progress: bool = True) -> dict[str, float]:
     """Write ``config.frames`` frames under ``out``; returns summary figures (frames, mean points,
-    mean projected density)."""
+    mean projected density, frames in ``depth_selection/val_selection_cropped``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     gen = Generator(config, out)
@@ -194,4 +196,7 @@ def generate(config: SynthConfig, out: str | Path, progress: bool = True) -> dic
                     results.append(result)
                     bar.update()
     points, density = np.array(results, dtype=np.float64).T
-    return {"frames": float(len(tasks)), "points": float(points.mean()), "density": float(density.mean())}
+    selection = sum(count for sequence, count in enumerate(gen.counts) if config.layout == "kitti_dc"
+                    and gen.split(sequence) == "val")
+    return {"frames": float(len(tasks)), "points": float(points.mean()), "density": float(density.mean()),
+            "selection_frames": float(selection)}

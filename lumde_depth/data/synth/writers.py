@@ -132,12 +132,17 @@ def write_dc_frame(root: Path, split: str, sequence: int, index: int, frame: Fra
     write_depth_png(proj / "groundtruth" / "image_02" / name, frame.groundtruth)
 
 
-def write_selection_frame(root: Path, sequence: int, index: int, frame: Frame, calib: Calibration) -> None:
-    """A ``val_selection_cropped`` frame: bottom-centre 1216x352 crop and its shifted intrinsics."""
-    try:
-        box = bottom_center_box(*frame.rgb.shape[:2], *SELECTION_SIZE)
-    except ValueError:
-        return  # a reduced-resolution run: the image is smaller than the benchmark crop
+def selection_size(camera_scale: float = 1.0) -> tuple[int, int]:
+    """(height, width) of the ``val_selection_cropped`` crop of a camera scaled by ``camera_scale``:
+    KITTI's 352x1216 scaled with the image, so it fits any reduced-resolution camera."""
+    return int(round(SELECTION_SIZE[0] * camera_scale)), int(round(SELECTION_SIZE[1] * camera_scale))
+
+
+def write_selection_frame(root: Path, sequence: int, index: int, frame: Frame, calib: Calibration,
+                          size: tuple[int, int] = SELECTION_SIZE) -> None:
+    """A ``val_selection_cropped`` frame: the bottom-centre crop of ``size`` (KITTI's 1216x352 at full
+    resolution, :func:`selection_size`) and its shifted intrinsics."""
+    box = bottom_center_box(*frame.rgb.shape[:2], *size)
     folder = Path(root) / "depth_selection" / "val_selection_cropped"
     stem = f"{drive_name(sequence)}_{{}}_{index:010d}_image_02"
     for sub in ("image", "velodyne_raw", "groundtruth_depth", "intrinsics"):
