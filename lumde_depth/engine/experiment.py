@@ -179,7 +179,7 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"'prune.metric' = {cfg.prune.metric!r} is not a {cfg.data.protocol} metric "
                           f"(choose one of {', '.join(PROTOCOL_METRICS[cfg.data.protocol])})")
     if cfg.eval.best_metric is not None and cfg.eval.best_metric not in PROTOCOL_METRICS[cfg.data.protocol]:
-        raise ConfigError(f"{where}'eval.best_metric' = {cfg.eval.best_metric!r} is not a {cfg.data.protocol} metric "
+        raise ConfigError(f"'eval.best_metric' = {cfg.eval.best_metric!r} is not a {cfg.data.protocol} metric "
                           f"(choose one of {', '.join(PROTOCOL_METRICS[cfg.data.protocol])})")
     eps = cfg.prune.eps
     if len(eps) != 3 or not eps[0] <= eps[1] <= eps[2]:
