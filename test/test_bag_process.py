@@ -48,7 +48,7 @@ def test_outputs_equal_the_pipeline_run_directly(tmp_path, kitti_bag, pipeline):
     for topic, msgs in before.items():  # every input message copied unchanged
         assert [t for t, _ in after[topic]] == [t for t, _ in msgs]
     image_times = [t for t, _ in before["/kitti/camera_color_left/image_raw"]]
-    for topic in ("/depth/image", "/depth/camera_info", "/depth/points", "/depth/colored"):
+    for topic in ("/depth/image", "/depth/camera_info", "/depth/points", "/depth/colored", "/depth/confidence"):
         assert [t for t, _ in after[topic]] == image_times, topic
         for (_, msg), t in zip(after[topic], image_times):
             assert convert.stamp_to_ns(msg.header.stamp) == t and msg.header.frame_id == "camera_color_left"
@@ -63,6 +63,7 @@ def test_outputs_equal_the_pipeline_run_directly(tmp_path, kitti_bag, pipeline):
     for name in expected[0].cloud.dtype.names:   # field by field: NaN (no depth) equals NaN
         np.testing.assert_array_equal(convert.cloud_to_structured(cloud)[name], expected[0].cloud[name])
     np.testing.assert_array_equal(convert.image_to_numpy(after["/depth/colored"][2][1]), expected[2].colored)
+    np.testing.assert_array_equal(convert.image_to_numpy(after["/depth/confidence"][1][1]), expected[1].confidence)
 
 
 def test_cli_with_explicit_extrinsic_and_errors(tmp_path, kitti_bag, capsys):
@@ -74,6 +75,13 @@ def test_cli_with_explicit_extrinsic_and_errors(tmp_path, kitti_bag, capsys):
     after, _ = read_bag(tmp_path / "out")
     assert len(after["/lumde/depth/image"]) == N
     assert "wrote" in capsys.readouterr().out
+    assert lumde([*args[:3], str(tmp_path / "blanked"), *args[4:], "--min-confidence", "0.5"]) == 0
+    blanked, _ = read_bag(tmp_path / "blanked")
+    confidence = convert.image_to_numpy(after["/lumde/depth/confidence"][0][1])
+    depth = convert.image_to_numpy(blanked["/lumde/depth/image"][0][1])
+    low = confidence < 0.5
+    assert low.any() and np.isnan(depth[low]).all()
+    np.testing.assert_array_equal(depth[~low], convert.image_to_numpy(after["/lumde/depth/image"][0][1])[~low])
 
     flipped = np.diag([1.0, 1.0, -1.0, 1.0]) @ T  # every point behind the camera
     args = ["bag", "process", str(bag), str(tmp_path / "out2"), "--backend", "classical", "--no-progress",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lumde_depth.inference import DepthCompleter, completer as completer_mod
-from lumde_depth.inference.classical import ip_basic
+from lumde_depth.inference.classical import ip_basic, nearest_fill
 from lumde_depth.models.io import save_model
 
 import engine_toy  # noqa: F401  (registers the small "toy_completion" test network)
@@ -51,6 +51,32 @@ def test_classical_backend_needs_no_model():
     out = completer.complete(rgb, sparse, K)
     assert completer.backend_name == "classical"
     np.testing.assert_array_equal(out, ip_basic(sparse, max_depth=100.0))
+
+
+def test_nearest_fill_takes_the_nearest_point_and_is_a_backend():
+    sparse = np.zeros((50, 70), np.float32)
+    sparse[10, 10], sparse[40, 60], sparse[10, 60] = 5.0, 250.0, 30.0
+    dense = nearest_fill(sparse)
+    rows, cols = np.mgrid[0:50, 0:70]
+    d = np.stack([np.hypot(rows - r, cols - c) for r, c in ((10, 10), (40, 60), (10, 60))])
+    expected = np.array([5.0, 250.0, 30.0], np.float32)[np.argmin(d, axis=0)]
+    unique = np.sort(d, axis=0)[1] - np.sort(d, axis=0)[0] > 1e-9   # pixels equally near two points: either
+    np.testing.assert_array_equal(dense[unique], expected[unique])
+    assert not nearest_fill(np.zeros((4, 4), np.float32)).any()
+    rgb = np.zeros((50, 70, 3), np.uint8)
+    completer = DepthCompleter.load(backend="nearest")
+    assert completer.backend_name == "nearest"
+    np.testing.assert_array_equal(completer.complete(rgb, sparse, np.eye(3) * 50 + np.diag([0, 0, -49])), dense)
+    with pytest.raises(ValueError, match="unknown backend 'nearst'.*'nearest'"):
+        DepthCompleter.load(backend="nearst")
+
+
+def test_ip_basic_keeps_points_beyond_100_m():
+    sparse = np.zeros((60, 80), np.float32)
+    sparse[30:, ::3] = 240.0
+    sparse[45:, 30:50:3] = 60.0
+    dense = ip_basic(sparse)
+    assert np.allclose(dense[35, 5:20], 240.0, rtol=1e-3) and np.allclose(dense[55, 36:45], 60.0, atol=0.3)
 
 
 def test_shipped_monocular_student_is_small_and_trained():

@@ -77,6 +77,20 @@ def test_lidar_align_removes_a_scale_error_and_pulls_depth_to_the_points():
     np.testing.assert_array_equal(unchanged[0, 0].numpy(), 1.3 * truth)
 
 
+def test_lidar_align_meets_points_beyond_the_trusted_range_exactly():
+    """A network clipped at 90 m sees a 200 m return as 90 m; that point alone carries the depth there."""
+    depth = np.full((32, 64), 20.0, np.float32)
+    depth[:, 40:] = 90.0                                  # the network's clipped far region
+    sparse = np.zeros_like(depth)
+    sparse[::4, :40:4] = 20.0
+    sparse[16, 52] = 200.0                                # one far return among near ones
+    plain = lidar_align(_t(depth), _t(sparse))[0, 0].numpy()
+    trusted = lidar_align(_t(depth), _t(sparse), trust_beyond=90.0)[0, 0].numpy()
+    assert plain[16, 52] < 150.0                          # blended away with its coarser cell
+    assert trusted[16, 52] == pytest.approx(200.0, rel=1e-4)
+    np.testing.assert_allclose(trusted[sparse == 20.0], 20.0, rtol=0.02)   # near points: smoothed as before
+
+
 def test_guided_student_starts_as_its_prefill_and_learns_a_residual():
     torch.manual_seed(0)
     model = build("lspkd_student", width=0.125, guided=True)

@@ -203,6 +203,36 @@ def test_depth_is_nan_above_the_lidar_on_a_real_kitti_frame(ros_context, tmp_pat
     assert np.isfinite(convert.image_to_numpy(listener.got["/all/depth/image"][0])[above]).all()
 
 
+def test_node_publishes_confidence_and_min_confidence_blanks_depth_and_points(ros_context, tmp_path, kitti_file):
+    """The shipped student's depth/confidence (32FC1, 0-1) over DDS equals the pipeline's; pixels below
+    min_confidence are NaN in depth/image and in depth/points."""
+    frame = dict(np.load(kitti_file))
+    params = {"backend": "torch", "device": "cpu", "T_cam_lidar": frame["T"].ravel(),
+              "min_confidence": 0.5, "diagnostics_period": 0.5, "threads": 1}
+    topics = {"depth/image": Image, "depth/confidence": Image, "depth/points": PointCloud2,
+              "/diagnostics": DiagnosticArray}
+    with running(ros_context, tmp_path, params, kitti_file, topics, rate=2.0, count=6) as (listener, wait):
+        wait(lambda: _complete_stamps(listener), "no complete set of depth, confidence and points")
+    completer = DepthCompleter.load(None, backend="torch", device="cpu")
+    expected = DepthPipeline(completer, min_confidence=0.5).process(frame["rgb"], frame["P"], frame["points"][:, :3],
+                                                                   frame["T"])
+    stamp = _complete_stamps(listener)[0]
+    msgs = {topic: next(m for m in got if convert.stamp_to_ns(m.header.stamp) == stamp)
+            for topic, got in listener.got.items() if topic.startswith("depth/")}
+    assert msgs["depth/confidence"].encoding == "32FC1"
+    assert msgs["depth/confidence"].header.frame_id == "camera_color_left"
+    confidence = convert.image_to_numpy(msgs["depth/confidence"])
+    assert confidence.min() >= 0.0 and confidence.max() <= 1.0
+    np.testing.assert_allclose(confidence, expected.confidence, rtol=1e-4, atol=1e-5)
+    depth = convert.image_to_numpy(msgs["depth/image"])
+    blank = np.isnan(depth)
+    assert np.array_equal(blank, expected.depth == 0) and 0.01 < blank.mean() < 0.99
+    kept = (confidence >= 0.5 + 1e-4) & ~blank
+    assert kept.any() and np.all(confidence[blank] == 0.0)
+    cloud = convert.cloud_to_structured(msgs["depth/points"]).reshape(depth.shape)
+    assert np.array_equal(np.isnan(cloud["z"]), blank)
+
+
 def test_best_effort_publisher_and_remapped_topics(ros_context, tmp_path, model_file, small_file):
     """A best-effort publisher that appears after the node (whose best_available inputs then resolved to
     reliable) on remapped topics reaches it; outputs remap too."""

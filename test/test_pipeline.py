@@ -73,6 +73,32 @@ def test_only_the_wanted_outputs_are_made(classical):
     assert only_cloud.colored is None and only_cloud.cloud.shape == full.cloud.shape
 
 
+def test_confidence_output_and_min_confidence_blank_depth_and_cloud(classical):
+    rgb, points = _scene()
+    full = DepthPipeline(classical, max_depth=80.0).process(rgb, P, points, T)
+    assert full.confidence.shape == full.depth.shape and full.confidence.dtype == np.float32
+    _, expected = classical.complete_with_confidence(rgb, full.sparse, P[:, :3])
+    np.testing.assert_array_equal(full.confidence, np.where(full.depth > 0, expected, 0.0))
+    assert DepthPipeline(classical, max_depth=80.0).process(rgb, P, points, T, outputs=set()).confidence is None
+    blanked = DepthPipeline(classical, max_depth=80.0, min_confidence=0.5).process(rgb, P, points, T, outputs=set())
+    low = full.confidence < 0.5
+    assert 0.01 < low.mean() < 0.5          # the box's outline (a 6 m / 20 m edge) is blanked, the rest kept
+    assert np.all(blanked.depth[low] == 0) and np.array_equal(blanked.depth[~low], full.depth[~low])
+    assert np.all(blanked.confidence[low] == 0)
+    cloud = DepthPipeline(classical, max_depth=80.0, min_confidence=0.5).process(rgb, P, points, T).cloud
+    assert np.isnan(cloud["z"][low]).all() and np.isfinite(cloud["z"][~low]).all()
+    with pytest.raises(ValueError, match="min_confidence"):
+        DepthPipeline(classical, min_confidence=1.5)
+
+
+def test_far_points_survive_the_default_depth_range(classical):
+    """No 100 m clip: a LiDAR return at 250 m reaches the depth image (default max_depth 300 m)."""
+    rgb, points = _scene()
+    far = points * np.float32(12.5)            # the wall at 250 m, the box at 75 m
+    result = DepthPipeline(classical).process(rgb, P, far, T)
+    assert result.sparse.max() > 240 and result.depth.max() > 240
+
+
 def test_decimation_samples_the_same_points(classical):
     rgb, points = _scene()
     full = DepthPipeline(classical).process(rgb, P, points, T)

@@ -72,7 +72,8 @@ def _process(args: argparse.Namespace) -> int:
         pipeline = DepthPipeline(completer, decimation=args.decimation, min_depth=defaults.min_depth,
                                  max_depth=defaults.max_depth, colored=not args.no_colored,
                                  color_range=(defaults.color_near, defaults.color_far),
-                                 publish_unsupported=args.publish_unsupported, support_gap=args.support_gap)
+                                 publish_unsupported=args.publish_unsupported, support_gap=args.support_gap,
+                                 min_confidence=args.min_confidence)
         summary = process_bag(args.bag, args.out, pipeline, image_topic=args.image, info_topic=args.camera_info,
                               points_topic=args.points, T_cam_lidar=T, slop=args.slop, queue_size=args.queue_size,
                               exact_sync=args.exact_sync, namespace=args.namespace, gt_dir=args.gt,
@@ -96,12 +97,14 @@ def _register_process(verbs: argparse._SubParsersAction) -> None:
 
     parser = verbs.add_parser(
         "process", help="run the depth pipeline over a bag (no DDS) and write a bag with the depth topics",
-        description="Copy a ROS 2 bag and add depth/image, depth/camera_info, depth/points (and depth/colored) "
+        description="Copy a ROS 2 bag and add depth/image, depth/camera_info, depth/points, depth/confidence "
+                    "(and depth/colored) "
                     "computed by the node's pipeline from the synchronized image, camera_info and cloud.")
     parser.add_argument("bag", help="input bag folder")
     parser.add_argument("out", help="output bag folder to create (must not exist)")
     parser.add_argument("--model", default=None, help="model file (.pt or .onnx); default: the shipped student")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "classical"))
+    parser.add_argument("--backend", default="auto",
+                        help="auto, torch, onnxruntime, classical (IP-Basic) or nearest (nearest fill; no model)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="network input size override")
     parser.add_argument("--no-lidar-align", dest="lidar_align", action="store_false",
@@ -126,6 +129,9 @@ def _register_process(verbs: argparse._SubParsersAction) -> None:
                         help="write depth the LiDAR does not support too (node: publish_unsupported; default NaN)")
     parser.add_argument("--support-gap", type=float, default=NodeParams().support_gap, metavar="M",
                         help="metres a pixel may lie from its nearest LiDAR point (node: support_gap)")
+    parser.add_argument("--min-confidence", type=float, default=NodeParams().min_confidence, metavar="C",
+                        help="pixels whose confidence is below C (0-1) get no depth (NaN) and no point "
+                             "(node: min_confidence; default 0 = keep all)")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_process)

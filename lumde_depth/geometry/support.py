@@ -14,8 +14,8 @@ from the projected LiDAR itself (the z-buffered sparse depth of :func:`~.project
   vertical gap between neighbouring points of a column (the ring spacing, ~10 px on KITTI) and
   ``max_gap`` is a lateral distance in metres at the pixel's depth;
 - **confident**: where the model gives a per-pixel confidence, at least ``min_confidence``;
-- **not saturated**: depth strictly inside the model's output range (a value at its clip is the
-  network saturating, not a measurement).
+- **not saturated**: depth not at the model's output clip (a value at its clip is the network
+  saturating, not a measurement; depth beyond it comes from far LiDAR points and stays).
 
 Every step is vectorized (:class:`LidarCoverage` holds the per-column extents, the spacing and the
 distance transform, which runs on a grid coarsened by about a third of the ring spacing: its error, at
@@ -85,10 +85,13 @@ def _window_extreme(values: np.ndarray, half: int, reduce: np.ufunc, fill: float
 
 
 def unsaturated(depth: np.ndarray, depth_range: tuple[float, float]) -> np.ndarray:
-    """``(H, W)`` bool: ``depth`` strictly inside the model's output clip ``(low, high)`` (a value at the clip
-    is the network saturating, not a measurement; a ``low`` of 0 clips nothing at the near end)."""
+    """``(H, W)`` bool: ``depth`` not at the model's output clip ``(low, high)`` (a value at the clip is the
+    network saturating, not a measurement; a ``low`` of 0 clips nothing at the near end). Depth beyond
+    ``high`` is not saturated: ``DepthCompleter`` carries LiDAR points beyond the model's range into the
+    depth (far points survive completion)."""
     low, high = depth_range
-    inside = depth < np.float32(high) * np.float32(1 - 1e-6)
+    inside = np.abs(depth - np.float32(high)) > np.float32(high) * np.float32(1e-6) if np.isfinite(high) \
+        else np.ones(np.shape(depth), bool)   # an unclipped fill (classical backends)
     if low > 0:
         inside &= depth > np.float32(low) * np.float32(1 + 1e-6)
     return inside

@@ -57,11 +57,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
+BACKENDS = ("auto", "torch", "onnxruntime", "classical", "nearest")
+"""Backend names ``DepthCompleter.load`` takes; ``classical`` (IP-Basic) and ``nearest`` need no model."""
+
+
 def candidate_backends(backend: str, device: str) -> list[str]:
     """The backends ``backend`` may turn into: itself, or for ``auto`` torch on CUDA, and on CPU
     torch and (when importable) onnxruntime, between which :func:`fastest` decides by timing."""
-    if backend not in ("auto", "torch", "onnxruntime", "classical"):
-        raise ValueError(f"unknown backend '{backend}': use 'auto', 'torch', 'onnxruntime' or 'classical'")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend '{backend}': use one of {', '.join(map(repr, BACKENDS))}")
     if backend == "onnxruntime" and not onnxruntime_available():
         raise ValueError("backend 'onnxruntime' requested but onnxruntime is not installed "
                          "(pip install onnxruntime), or use backend='torch'")

@@ -1,4 +1,5 @@
-"""Classical (non-learned) depth completion: IP-Basic's morphological "fast" pipeline.
+"""Classical (non-learned) depth completion: IP-Basic's morphological "fast" pipeline, and the
+nearest fill.
 
 Ku, Harakeh and Waslander, "In Defense of Classical Image Processing: Fast Depth Completion on the
 CPU" (CRV 2018). The sparse depth is inverted (``max_depth - d``) so that grey dilation keeps the
@@ -7,9 +8,16 @@ optional extension of each column's top measurement to the image top, a 31x31 la
 median and a Gaussian blur of valid pixels, and the inversion back. Everything is a whole-image
 ``scipy.ndimage`` filter (rectangular footprints run as separable 1-D filters).
 
-The RGB image is not used: this is the baseline that needs no model file (``backend="classical"``).
+The nearest fill (:func:`nearest_fill`) gives each pixel the depth of the nearest LiDAR pixel
+(Euclidean, in pixels): the plainest completion, and a hard baseline on very sparse LiDARs.
+
+The RGB image is not used: these are the baselines that need no model file (``backend="classical"``
+for IP-Basic, ``backend="nearest"``; :data:`CLASSICAL_FILLS`). Neither clips far points: the depth
+range follows the input's farthest point.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -25,19 +33,21 @@ _GAUSS_SIGMA = 1.1
 _GAUSS_TRUNCATE = 2.0 / _GAUSS_SIGMA
 
 
-def ip_basic(sparse: np.ndarray, max_depth: float = 100.0, extrapolate: bool = True,
+def ip_basic(sparse: np.ndarray, max_depth: float | None = None, extrapolate: bool = True,
              min_valid: float = 0.1) -> np.ndarray:
     """Dense depth (H, W) float32 metres from sparse depth (0 = no point); 0 where still empty
     (with ``extrapolate``, only when the input has no point at all).
 
-    ``max_depth`` must exceed every depth in the input (points beyond it are dropped: they would
-    invert to negative values). ``extrapolate`` copies each column's topmost value up to row 0 and
+    ``max_depth`` is the inversion's ceiling: points at or beyond it are dropped. None (the
+    default) puts it above the input's farthest point (at least 100 m), so no point is lost. ``extrapolate`` copies each column's topmost value up to row 0 and
     runs the large fill, then gives what is still empty (columns no point reached) the nearest value,
     so the whole image gets a value (the sky is not measured by the LiDAR).
     """
     sparse = np.asarray(sparse)
     if sparse.ndim != 2:
         raise ValueError(f"ip_basic: sparse depth must be (H, W), got shape {sparse.shape}")
+    if max_depth is None:
+        max_depth = max(100.0, 1.01 * float(sparse.max(initial=0.0)) + 1.0)
     depth = np.where((sparse > min_valid) & (sparse < max_depth), max_depth - sparse, 0.0).astype(np.float32)
 
     depth = ndimage.grey_dilation(depth, footprint=DIAMOND_5, mode="constant", cval=0.0)
@@ -71,3 +81,20 @@ def ip_basic(sparse: np.ndarray, max_depth: float = 100.0, extrapolate: bool = T
 def _fill_empty(depth: np.ndarray, dilated: np.ndarray, min_valid: float) -> None:
     empty = depth < min_valid
     depth[empty] = dilated[empty]
+
+
+def nearest_fill(sparse: np.ndarray) -> np.ndarray:
+    """Dense depth (H, W) float32: every pixel takes the depth of its nearest LiDAR pixel (0 = no
+    point; all zeros when there is none). One Euclidean distance transform, vectorized."""
+    sparse = np.asarray(sparse)
+    if sparse.ndim != 2:
+        raise ValueError(f"nearest_fill: sparse depth must be (H, W), got shape {sparse.shape}")
+    valid = sparse > 0
+    if not valid.any():
+        return np.zeros(sparse.shape, np.float32)
+    nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    return sparse[tuple(nearest)].astype(np.float32)
+
+
+CLASSICAL_FILLS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"classical": ip_basic, "nearest": nearest_fill}
+"""The model-free backends of ``DepthCompleter`` by name: ``classical`` (IP-Basic) and ``nearest``."""

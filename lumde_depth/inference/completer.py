@@ -12,12 +12,20 @@ pixel ``i`` is at coordinate ``i``, so a row of ``W`` pixels spans ``[-0.5, W - 
    antialiasing; the sparse depth is *not* interpolated: each valid point moves to the network
    pixel that contains its centre and the nearest point wins (min pooling over valid points only),
    so no depth is invented between a foreground and a background return;
+   LiDAR points beyond the model's trained range (``depth_range``) are left out of the network's
+   input: the network only sees the depths it was trained on;
 3. the network's depth is clipped to the model's ``depth_range`` and resized back (bilinear, same
    convention) onto the window; pixels outside the window (``fit="crop"``) are 0 (= no depth);
 4. with ``lidar_align`` (the default for completion models), the depth is rescaled to meet the LiDAR
    points at the image's own resolution (:func:`~lumde_depth.models.fill.lidar_align`): pulled to
    the points where they are dense, smooth between them. It restores what the network's reduced
-   input resolution blurs and a slowly varying scale error on data unlike the training data.
+   input resolution blurs and a slowly varying scale error on data unlike the training data. All
+   the LiDAR points take part, far ones included, and the result is clipped to the model's range
+   extended up to the input's farthest point: LiDAR points beyond the trained range (a 250 m
+   LiDAR, a model trained to 90 m) survive completion.
+
+:meth:`DepthCompleter.complete_with_confidence` also returns a per-pixel confidence in [0, 1]
+(:mod:`~lumde_depth.inference.confidence`).
 """
 from __future__ import annotations
 
@@ -34,7 +42,8 @@ import torch.nn.functional as F
 from lumde_depth.geometry.intrinsics import crop_intrinsics, resize_image, resize_sparse_depth, scale_intrinsics
 from lumde_depth.inference.backends import (Backend, OnnxBackend, TorchBackend, candidate_backends, fastest,
                                             resolve_device)
-from lumde_depth.inference.classical import ip_basic
+from lumde_depth.inference.classical import CLASSICAL_FILLS
+from lumde_depth.inference.confidence import depth_confidence
 from lumde_depth.models.fill import lidar_align
 from lumde_depth.models.io import SHIPPED, model_file
 
@@ -56,10 +65,13 @@ class DepthCompleter:
     """
 
     def __init__(self, backend: Backend | None, meta: dict[str, Any], fit: str = "stretch",
-                 lidar_align: bool = True) -> None:
+                 lidar_align: bool = True, classical: str = "classical") -> None:
         if fit not in FITS:
             raise ValueError(f"unknown fit '{fit}': use one of {list(FITS)}")
+        if backend is None and classical not in CLASSICAL_FILLS:
+            raise ValueError(f"unknown classical fill '{classical}': use one of {list(CLASSICAL_FILLS)}")
         self.backend = backend
+        self.classical = classical if backend is None else None
         self.meta = meta
         self.fit = fit
         self.kind: str = meta.get("kind", "completion")
@@ -78,7 +90,8 @@ class DepthCompleter:
         """Load a model file (``lumde_depth.models.io``) or an exported ``.onnx`` model.
 
         ``path=None`` is the shipped student ``lumde_depth/weights/student.pt``. ``backend``:
-        ``auto`` | ``torch`` | ``onnxruntime`` | ``classical`` (IP-Basic, no model, ``path`` ignored);
+        ``auto`` | ``torch`` | ``onnxruntime`` | ``classical`` (IP-Basic, no model, ``path`` ignored)
+        | ``nearest`` (nearest fill, no model);
         ``auto`` is torch on CUDA, and on CPU the faster of torch and onnxruntime, timed here
         (``meta["auto_timings_ms"]``; see :mod:`~lumde_depth.inference.backends`). With onnxruntime
         a model file is exported once to :func:`cache_dir` (keyed by the file's hash and the input
@@ -87,8 +100,9 @@ class DepthCompleter:
         """
         device = resolve_device(device)
         candidates = candidate_backends(backend, device)
-        if candidates == ["classical"]:
-            return cls(None, {"kind": "completion", "depth_range": [0.0, 100.0]}, fit=fit, lidar_align=False)
+        if candidates[0] in CLASSICAL_FILLS:
+            return cls(None, {"kind": "completion", "depth_range": [0.0, float("inf")]}, fit=fit, lidar_align=False,
+                       classical=candidates[0])
         path = _model_path(path)
         if threads:
             torch.set_num_threads(threads)
@@ -132,7 +146,7 @@ class DepthCompleter:
 
     @property
     def backend_name(self) -> str:
-        return "classical" if self.backend is None else self.backend.name
+        return self.classical if self.backend is None else self.backend.name
 
     @property
     def device(self) -> str:
@@ -163,32 +177,56 @@ class DepthCompleter:
         """Dense depth ``(H, W)`` float32 metres (0 = no depth) for ``rgb`` ``(H, W, 3)`` uint8,
         ``sparse`` ``(H, W)`` float32 metres (0 = no point; may be None for monocular models) and
         the 3x3 intrinsics ``K`` of that image."""
+        return self._complete(rgb, sparse, K, confidence=False)[0]
+
+    def complete_with_confidence(self, rgb: np.ndarray, sparse: np.ndarray | None,
+                                 K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(depth, confidence)``: :meth:`complete`'s depth and a per-pixel confidence ``(H, W)``
+        float32 in [0, 1] (0 where there is no depth); the error falls as the confidence rises
+        (:mod:`~lumde_depth.inference.confidence`). Costs a few milliseconds more per frame."""
+        depth, confidence = self._complete(rgb, sparse, K, confidence=True)
+        return depth, confidence
+
+    def _complete(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray,
+                  confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
         t0 = time.perf_counter()
         height, width = self._check_inputs(rgb, sparse, K)
         if self.backend is None:
-            out = ip_basic(sparse, max_depth=self.depth_range[1])
-            self.last_timings = {"preprocess": 0.0, "inference": 1e3 * (time.perf_counter() - t0),
-                                 "postprocess": 0.0}
-            return out
+            out = CLASSICAL_FILLS[self.classical](sparse)
+            t1 = time.perf_counter()
+            conf = depth_confidence(torch.from_numpy(out)[None, None])[0, 0].numpy() if confidence else None
+            self.last_timings = {"preprocess": 0.0, "inference": 1e3 * (t1 - t0), "postprocess": 0.0,
+                                 **({"confidence": 1e3 * (time.perf_counter() - t1)} if confidence else {})}
+            return out, conf
         x0, y0, win_w, win_h = self._prepare(rgb, sparse, K)
         t1 = time.perf_counter()
         net = self.backend.run()
         t2 = time.perf_counter()
         lo, hi = self.depth_range
-        up = F.interpolate(torch.from_numpy(np.clip(net, lo, hi))[None, None], size=(win_h, win_w),
-                           mode="bilinear", align_corners=False)
+        up = network = F.interpolate(torch.from_numpy(np.clip(net, lo, hi))[None, None], size=(win_h, win_w),
+                                     mode="bilinear", align_corners=False)
         if self.lidar_align:
             window = np.ascontiguousarray(sparse[y0:y0 + win_h, x0:x0 + win_w], dtype=np.float32)
-            up = lidar_align(up, torch.from_numpy(window)[None, None]).clamp_(lo, hi)
-        up = up[0, 0].numpy()
-        if (win_h, win_w) == (height, width):
-            out = np.ascontiguousarray(up)
-        else:
-            out = np.zeros((height, width), np.float32)
-            out[y0:y0 + win_h, x0:x0 + win_w] = up
+            ceiling = max(hi, float(window.max(initial=0.0)))   # far LiDAR points survive the clip
+            up = lidar_align(network, torch.from_numpy(window)[None, None], trust_beyond=hi).clamp_(lo, ceiling)
         t3 = time.perf_counter()
+        conf = None
+        if confidence:
+            conf = self._paste(depth_confidence(up, network if self.lidar_align else None)[0, 0].numpy(),
+                               height, width, x0, y0)
+        out = self._paste(up[0, 0].numpy(), height, width, x0, y0)
         self.last_timings = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
-                             "postprocess": 1e3 * (t3 - t2)}
+                             "postprocess": 1e3 * (t3 - t2),
+                             **({"confidence": 1e3 * (time.perf_counter() - t3)} if confidence else {})}
+        return out, conf
+
+    @staticmethod
+    def _paste(window: np.ndarray, height: int, width: int, x0: int, y0: int) -> np.ndarray:
+        """``window`` placed at ``(x0, y0)`` in a zero ``(height, width)`` image (itself if it fills it)."""
+        if window.shape == (height, width):
+            return np.ascontiguousarray(window)
+        out = np.zeros((height, width), np.float32)
+        out[y0:y0 + window.shape[0], x0:x0 + window.shape[1]] = window
         return out
 
     def network_inputs(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray) -> dict[str, np.ndarray]:
@@ -209,8 +247,9 @@ class DepthCompleter:
         x0, y0, win_w, win_h = self.window(*rgb.shape[:2])
         self._write_rgb(rgb[y0:y0 + win_h, x0:x0 + win_w], K)
         if self.kind != "monocular":
-            self.backend.sparse[0, 0] = resize_sparse_depth(sparse[y0:y0 + win_h, x0:x0 + win_w], K,
-                                                            self.input_size)[0]
+            net_sparse = self.backend.sparse[0, 0]
+            net_sparse[...] = resize_sparse_depth(sparse[y0:y0 + win_h, x0:x0 + win_w], K, self.input_size)[0]
+            net_sparse[net_sparse > self.depth_range[1]] = 0.0   # beyond the trained range: alignment only
         return x0, y0, win_w, win_h
 
     def _check_inputs(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray) -> tuple[int, int]:

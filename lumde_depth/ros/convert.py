@@ -435,7 +435,8 @@ def frame_messages(result: Any, header: Any, info: Any, typestore: Any = None) -
 
     ``depth/image`` (32FC1 metres, NaN invalid, REP 118), ``depth/camera_info`` (``info`` restamped
     with ``header``), and when the result holds them ``depth/points`` (organized XYZRGB,
-    ``is_dense=False``), ``depth/sparse`` (32FC1) and ``depth/colored`` (rgb8). All carry ``header``.
+    ``is_dense=False``), ``depth/sparse`` (32FC1), ``depth/confidence`` (32FC1, 0-1) and
+    ``depth/colored`` (rgb8). All carry ``header``.
     """
     nan = np.float32(np.nan)
     info = copy.copy(info)
@@ -448,6 +449,8 @@ def frame_messages(result: Any, header: Any, info: Any, typestore: Any = None) -
     if result.sparse is not None:
         out["depth/sparse"] = numpy_to_image(np.where(result.sparse > 0, result.sparse, nan).astype(np.float32),
                                              "32FC1", header, typestore)
+    if result.confidence is not None:
+        out["depth/confidence"] = numpy_to_image(result.confidence.astype(np.float32), "32FC1", header, typestore)
     if result.colored is not None:
         out["depth/colored"] = numpy_to_image(result.colored, "rgb8", header, typestore)
     return out

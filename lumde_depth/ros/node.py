@@ -84,6 +84,7 @@ class DepthNode(Node):
         qos_out = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth,
                              reliability=reliability(p.output_reliability))
         wanted = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
+                  "depth/confidence": Image,
                   "depth/sparse": Image if p.publish_sparse else None,
                   "depth/colored": Image if p.publish_colored else None}
         self.outputs = {topic: self.create_publisher(
@@ -150,7 +151,8 @@ class DepthNode(Node):
                                         fit=p.fit, threads=p.threads, lidar_align=p.lidar_align)
         return DepthPipeline(completer, decimation=p.decimation, min_depth=p.min_depth, max_depth=p.max_depth,
                              colored=p.publish_colored, color_range=(p.color_near, p.color_far),
-                             publish_unsupported=p.publish_unsupported, support_gap=p.support_gap)
+                             publish_unsupported=p.publish_unsupported, support_gap=p.support_gap,
+                             min_confidence=p.min_confidence)
 
     def _subscriber(self, msg_type: type, topic: str) -> Any:
         """A message_filters input; counts messages DDS reports lost and notices incompatible publishers."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lumde_depth.config import ConfigError, field, from_dict
+from lumde_depth.inference.backends import BACKENDS
 
 NODE_NAME = "lumde_depth_node"
 
@@ -21,9 +22,9 @@ NODE_NAME = "lumde_depth_node"
 class NodeParams:
     model: str = field("", doc="model file (.pt from lumde train/distill, or exported .onnx); "
                                "empty = the shipped student lumde_depth/weights/student.pt")
-    backend: str = field("auto", choices=("auto", "torch", "onnxruntime", "classical"),
+    backend: str = field("auto", choices=BACKENDS,
                          doc="inference backend; auto = torch on CUDA, else onnxruntime, else torch CPU; "
-                             "classical = IP-Basic morphological completion (no model)")
+                             "classical = IP-Basic morphological completion, nearest = nearest fill (no model)")
     device: str = field("auto", doc="auto, cpu, cuda or cuda:N (torch backend)")
     input_height: int = field(0, low=0, high=4096, doc="completion network input height; 0 = the model's own")
     input_width: int = field(0, low=0, high=8192, doc="completion network input width; 0 = the model's own")
@@ -62,7 +63,11 @@ class NodeParams:
                                     doc="reliability of the published topics")
     decimation: int = field(1, low=1, high=32, doc="depth/points keeps every n-th pixel in both directions")
     min_depth: float = field(0.1, low=0.0001, high=1000.0, doc="metres; nearer LiDAR points and depths dropped")
-    max_depth: float = field(100.0, low=0.01, high=10000.0, doc="metres; farther LiDAR points and depths dropped")
+    max_depth: float = field(300.0, low=0.01, high=10000.0,
+                             doc="metres; farther LiDAR points and depths dropped (long-range LiDARs reach 250 m)")
+    min_confidence: float = field(0.0, low=0.0, high=1.0,
+                                  doc="pixels whose confidence (depth/confidence) is below it get no depth in "
+                                      "depth/image (NaN) and no point in depth/points; 0 = keep all")
     publish_unsupported: bool = field(False, doc="publish depth the LiDAR does not support too (outside its field "
                                                  "of view, farther than support_gap from any point, saturated at "
                                                  "the model's clip); false = NaN there (REP 118)")

@@ -1,12 +1,13 @@
 """Per-frame processing shared by the node and ``lumde bag process`` (no rclpy: messages are duck-typed).
 
 One synchronized set ``(image, P, LiDAR xyz, T_cam_lidar)`` becomes: the z-buffered sparse depth
-(``project_points`` with the camera_info's 3x4 ``P``), the dense depth (``DepthCompleter``), the
-organized coloured cloud (``organized_cloud``: the back-projected, optionally decimated, dense depth
-with the image's colours) and a colour-mapped depth picture for people. Depth the LiDAR does not
-support (outside its field of view, far from any point, saturated at the model's clip: see
-:func:`~lumde_depth.geometry.support.support_mask`) is invalid (NaN when published, REP 118) unless
-``publish_unsupported``. Both the live node and the
+(``project_points`` with the camera_info's 3x4 ``P``), the dense depth (``DepthCompleter``) and, when
+asked for, its per-pixel confidence, the organized coloured cloud (``organized_cloud``: the
+back-projected, optionally decimated, dense depth with the image's colours) and a colour-mapped depth
+picture for people. Depth the LiDAR does not support (outside its field of view, far from any point,
+saturated at the model's clip: see :func:`~lumde_depth.geometry.support.support_mask`) is invalid (NaN
+when published, REP 118) unless ``publish_unsupported``, and so is depth whose confidence is below
+``min_confidence``. Both the live node and the
 offline bag tool call :meth:`DepthPipeline.process`, so their outputs are identical for the same inputs.
 
 The node's ``auto`` mode runs :class:`AutoPipeline`: completion while LiDAR frames arrive, the
@@ -57,6 +58,7 @@ class FrameResult:
     timings: dict[str, float] = field(default_factory=dict)   # milliseconds per stage
     dense: np.ndarray | None = None  # the network's depth in [min_depth, max_depth] before the support mask
     support: np.ndarray | None = None  # (H, W) bool, True where supported (None: not masked)
+    confidence: np.ndarray | None = None   # (H, W) float32 in [0, 1], 0 where no depth; when asked for
 
 
 def frame_inputs(image: Any, info: Any, cloud: Any | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -87,17 +89,22 @@ class DepthPipeline:
     """Projection + completion + back-projection for one frame at a time."""
 
     def __init__(self, completer: DepthCompleter, decimation: int = 1, min_depth: float = 0.1,
-                 max_depth: float = 100.0, colored: bool = True,
+                 max_depth: float = 300.0, colored: bool = True,
                  color_range: tuple[float, float] = (1.0, 80.0), publish_unsupported: bool = False,
-                 support_gap: float = 1.0) -> None:
+                 support_gap: float = 1.0, min_confidence: float = 0.0) -> None:
         """``publish_unsupported``: keep the depth the LiDAR does not support (no NaN mask);
         ``support_gap``: metres a pixel may lie from its nearest LiDAR point, at its depth, and still be
-        supported (0 = no distance test; see :func:`~lumde_depth.geometry.support.support_mask`)."""
+        supported (0 = no distance test; see :func:`~lumde_depth.geometry.support.support_mask`);
+        ``min_confidence``: depth whose confidence is below it is invalid too (with or without
+        ``publish_unsupported``; 0 = no confidence test)."""
         if decimation < 1:
             raise ValueError(f"decimation must be >= 1, got {decimation}")
         if not 0 < min_depth < max_depth:
             raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
         self.completer = completer
+        self.min_confidence = float(min_confidence)
         self.decimation = int(decimation)
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
         if not 0 < color_range[0] < color_range[1]:
@@ -113,8 +120,10 @@ class DepthPipeline:
         """Run one frame. ``points`` ``(N, >=3)`` LiDAR-frame xyz, or None for camera-only
         (monocular) processing; ``P`` 3x3 or 3x4 camera matrix of ``rgb`` ``(H, W, 3)`` uint8.
 
-        ``outputs`` names the optional products wanted (``depth/points``, ``depth/colored``); None
-        = all. The node passes the topics that have subscribers, so nobody pays for an unseen cloud.
+        ``outputs`` names the optional products wanted (``depth/points``, ``depth/colored``,
+        ``depth/confidence``); None = all. The node passes the topics that have subscribers, so nobody
+        pays for an unseen cloud. The confidence is also computed whenever ``min_confidence`` > 0:
+        pixels below it get no depth (nor a point in the cloud).
         ``scale`` multiplies the network's depth before the depth range applies (a monocular
         network's metric scale).
         """
@@ -129,15 +138,25 @@ class DepthPipeline:
         if points is not None:
             sparse = project_cloud(points, T_cam_lidar, P, width, height, self.min_depth, self.max_depth)
         t1 = time.perf_counter()
+        confidence = None
         try:
-            depth = self.completer.complete(rgb, sparse, K) * np.float32(scale)
+            if self.min_confidence > 0 or outputs is None or "depth/confidence" in outputs:
+                depth, confidence = self.completer.complete_with_confidence(rgb, sparse, K)
+            else:
+                depth = self.completer.complete(rgb, sparse, K)
         except ValueError as exc:
             raise FrameError("bad_input", str(exc)) from None
+        depth *= np.float32(scale)
         t2 = time.perf_counter()
         depth[(depth < self.min_depth) | (depth > self.max_depth)] = 0.0
         dense, support = depth, self._support(depth, sparse, K, scale)
+        if confidence is not None and self.min_confidence > 0:
+            confident = confidence >= np.float32(self.min_confidence)
+            support = confident if support is None else support & confident
         if support is not None:
             depth = np.where(support, depth, np.float32(0.0))
+        if confidence is not None:
+            confidence = np.where(depth > 0, confidence, np.float32(0.0))
         t_support = time.perf_counter()
         cloud = organized_cloud(depth, K, rgb, self.decimation) if outputs is None or "depth/points" in outputs \
             else None
@@ -149,7 +168,7 @@ class DepthPipeline:
                    **{f"complete.{k}": v for k, v in self.completer.last_timings.items()},
                    "support": 1e3 * (t_support - t2), "cloud": 1e3 * (t3 - t_support), "colorize": 1e3 * (t4 - t3),
                    "total": 1e3 * (t4 - t0)}
-        return FrameResult(sparse, depth, cloud, colored, K, timings, dense, support)
+        return FrameResult(sparse, depth, cloud, colored, K, timings, dense, support, confidence)
 
     def _support(self, depth: np.ndarray, sparse: np.ndarray | None, K: np.ndarray,
                  scale: float) -> np.ndarray | None:
