@@ -1,11 +1,13 @@
 """Export to ONNX / TorchScript (outputs match PyTorch, dynamic sizes, metadata), and the
 ``lumde export`` / ``lumde bench`` commands."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import lumde_depth
 from lumde_depth.cli.main import main
 from lumde_depth.engine.export import (DepthOnly, ExportError, export_model, export_onnx, read_export_meta,
                                        run_exported, verify_export)
@@ -202,3 +204,62 @@ def test_cli_bench_json(tmp_path, capsys):
     assert "| `lspkd_student:width=0.125` |" in capsys.readouterr().out
     assert main(["bench", "--models", "cdpsn"]) == 2
     assert "did you mean 'cdspn'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def toy_run(tmp_path):
+    """A 10-step toy training run with checkpoints at steps 5 and 10, model.pt and best.pt."""
+    import engine_toy  # noqa: F401  (registers toy_completion)
+    from test_engine_train import write_config
+    path = write_config(tmp_path, stages=[{"steps": 10, "lr": 0.01}], data__val_split="val",
+                        data__max_val_samples=2, checkpoint__every=5)
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 0
+    return tmp_path / "run"
+
+
+def test_a_checkpoint_becomes_a_model_file_and_exports_are_named_from_the_run(toy_run, tmp_path, capsys):
+    from lumde_depth.engine import checkpoint as ckpt
+    from lumde_depth.inference import DepthCompleter
+    from lumde_depth.models.io import load_model
+    out = tmp_path / "out"
+    step5 = toy_run / "checkpoints" / "step_00000005.pt"
+    assert main(["export", str(step5), "--format", "model", "--out", str(out)]) == 0
+    model, meta = load_model(out / "toy_step5.pt")
+    assert meta["steps"] == 5 and meta["input_size"] == [16, 16] and meta["experiment"] == "toy"
+    state = ckpt.load_checkpoint(step5)["model"]
+    assert all(torch.equal(value, state[key]) for key, value in model.state_dict().items())
+    assert main(["export", str(toy_run / "best.pt"), "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"toy_step5.pt", "toy_best.onnx", "toy_best.torchscript.pt"}
+    # never overwritten silently
+    capsys.readouterr()
+    assert main(["export", str(toy_run / "best.pt"), "--out", str(out), "--format", "onnx"]) == 2
+    assert "toy_best.onnx already exist(s)" in capsys.readouterr().err
+    before = (out / "toy_best.onnx").stat().st_mtime_ns
+    assert main(["export", str(toy_run / "best.pt"), "--out", str(out), "--format", "onnx", "--force"]) == 0
+    assert (out / "toy_best.onnx").stat().st_mtime_ns != before
+    # the TorchScript export is not taken for a model file: a message says what to load instead
+    with pytest.raises(ValueError, match="is a TorchScript export .* the ONNX export"):
+        DepthCompleter.load(out / "toy_best.torchscript.pt", backend="torch")
+    assert DepthCompleter.load(out / "toy_step5.pt", backend="torch").input_size == (16, 16)
+
+
+def test_eval_and_bench_take_several_models_checkpoints_and_shipped(toy_run, tmp_path, capsys):
+    step5 = toy_run / "checkpoints" / "step_00000005.pt"
+    report = tmp_path / "eval.json"
+    assert main(["eval", "--model", str(toy_run / "model.pt"), str(step5), "shipped", "--data",
+                 "engine_toy:ToyScenes", "--root", "x", "--max-samples", "2", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    for row in ("| model.pt (toy) |", "| step_00000005.pt (toy, step 5) |", "| shipped (shipped_student) |"):
+        assert row in out
+    written = json.loads(report.read_text())
+    assert [m["model"] for m in written["models"]] == [str(toy_run / "model.pt"), str(step5),
+                                                       str(Path(lumde_depth.__file__).parent / "weights" / "student.pt")]
+    assert all(m["metrics"]["samples"] == 2 for m in written["models"])
+    assert main(["eval", "--model", str(tmp_path / "missing.pt"), "--data", "engine_toy:ToyScenes", "--root", "x"]) == 2
+    assert "model file not found" in capsys.readouterr().err
+    bench = tmp_path / "bench.json"
+    assert main(["bench", "--models", str(toy_run / "model.pt"), "shipped", "--runs", "1", "--json", str(bench),
+                 "sizes=[[32, 64]]", "latency_size=[32, 32]"]) == 0
+    rows = json.loads(bench.read_text())["rows"]
+    assert [r["model"] for r in rows] == [str(toy_run / "model.pt"), "shipped"]
+    assert rows[0]["params_m"] == pytest.approx(972e-6) and rows[1]["latency_runs"] == 1

@@ -17,6 +17,8 @@ from lumde_depth.data.synth.scene import GROUND, SKY
 from lumde_depth.data.synth.writers import SYNTH_DATE, drive_name
 from lumde_depth.geometry import project_points, read_kitti_raw_calib
 from lumde_depth.data.depth_io import read_velodyne_bin
+from lumde_depth.data import build_dataset
+from lumde_depth.data.sample import rgb_array
 
 DRIVE1, DRIVE2 = drive_name(0), drive_name(1)
 
@@ -265,3 +267,19 @@ def test_kitti_raw_loader_reads_synthetic_sequences(tmp_path: Path) -> None:
     np.testing.assert_array_equal(sample["sparse"][0].numpy(), frame.sparse)
     np.testing.assert_allclose(sample["rgb"].numpy().transpose(1, 2, 0) * 255, frame.rgb, atol=0.5)
     assert not np.array_equal(sample["rgb_prev"].numpy(), sample["rgb"].numpy())   # the car moved
+
+
+def test_cli_synth_writes_the_benchmark_crop_at_any_camera_scale(tmp_path: Path, capsys) -> None:
+    """At camera_scale 0.25 (311x94 images) the selection is KITTI's 1216x352 crop scaled to 304x88."""
+    assert main(["synth", "--out", str(tmp_path), "--frames", "2", "--sequences", "2", "--workers", "1",
+                 "--layout", "kitti_dc", "--set", "camera_scale=0.25"]) == 0
+    sel = tmp_path / "depth_selection" / "val_selection_cropped"
+    assert (f"{sel}: 1 frame(s) of the val drives cropped to 304x88, KITTI's 1216x352 scaled by camera_scale 0.25"
+            in capsys.readouterr().out)
+    (sample,) = list(build_dataset("kitti_dc", tmp_path, "val_selection_cropped"))
+    assert sample["rgb"].shape == (3, 88, 304) and sample["sparse"].shape == sample["gt"].shape == (1, 88, 304)
+    full = read_rgb(tmp_path / "raw" / SYNTH_DATE / DRIVE2 / "image_02" / "data" / "0000000000.png")
+    top, left = full.shape[0] - 88, (full.shape[1] - 304) // 2
+    np.testing.assert_array_equal(rgb_array(sample["rgb"]), full[top:, left:left + 304])
+    K = read_kitti_raw_calib(tmp_path / "raw" / SYNTH_DATE / DRIVE2, camera=2).K
+    np.testing.assert_allclose(sample["K"].numpy(), K - [[0, 0, left], [0, 0, top], [0, 0, 0]], atol=1e-3)
