@@ -132,7 +132,9 @@ class KittiDepthCompletion(FrameDataset):
             raw = next((r for r in raws if (r / date / drive.name).is_dir()), None)
             if raw is None:
                 raise DataError(f"raw images of {drive.name} not found: looked for {date}/{drive.name} in "
-                                f"{', '.join(map(str, raws))}; pass raw_root= (the folder holding <date>/<drive>)")
+                                f"{', '.join(map(str, raws))}; pass raw_root= (the folder holding <date>/<drive>; in an "
+                                "experiment config data.train_kwargs.raw_root and data.val_kwargs.raw_root), or "
+                                "link that folder as <root>/raw")
             proj = drive / "proj_depth" / "velodyne_raw"
             present = [c for c in cameras if (proj / c).is_dir()]
             if not present:
