@@ -34,7 +34,7 @@ setup(
     entry_points={
         "console_scripts": [
             "lumde = lumde_depth.cli.main:main",
-            "lumde_depth_node = lumde_depth.ros.node:main",
+            "lumde_depth_node = lumde_depth.ros.node_main:main",
         ],
     },
 )

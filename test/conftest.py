@@ -15,6 +15,11 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("LUMDE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def ros_real_dir() -> Path:
+    """``../shared/ros_real`` (the real ROS 2 Python libraries) next to the clone, or ``$LUMDE_ROS_REAL``."""
+    return Path(os.environ.get("LUMDE_ROS_REAL", ROOT.parent / "shared" / "ros_real"))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     path = shared_data_dir()

@@ -96,7 +96,7 @@ def ros_env(domain_id: int | str | None = None) -> dict[str, str]:
 def node_command(params: dict[str, object], remaps: dict[str, str] | None = None, name: str = "") -> list[str]:
     """``lumde_depth_node --ros-args -p k:=v ... -r from:=to [-r __node:=name]``."""
     exe = Path(sys.executable).parent / "lumde_depth_node"
-    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "lumde_depth.ros.node"]
+    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "lumde_depth.ros.node_main"]
     cmd.append("--ros-args")
     for key, value in params.items():
         if isinstance(value, (list, tuple, np.ndarray)):   # positional: yaml 1.1 reads 1e-05 as a string

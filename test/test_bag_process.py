@@ -17,6 +17,8 @@ from lumde_depth.ros.bag_io import BagError  # noqa: E402
 from lumde_depth.ros.bag_process import StaticTransforms, choose_inputs, process_bag  # noqa: E402
 from lumde_depth.ros.pipeline import DepthPipeline  # noqa: E402
 
+pytestmark = pytest.mark.real_libs
+
 
 @pytest.fixture(scope="module")
 def pipeline():

@@ -10,31 +10,129 @@ import pytest
 
 from lumde_depth.ros import compat
 
+pytestmark = pytest.mark.real_libs
+
 REAL_NAMES = {"message_filters": "message_filters", "cv_bridge": "cv_bridge",
               "point_cloud2": "sensor_msgs_py.point_cloud2", "tf_transformations": "tf_transformations"}
 
 
 @pytest.fixture
-def reload_compat(monkeypatch):
-    """Reload compat under a patched sys.modules, and again (unpatched) afterwards."""
-    yield lambda: importlib.reload(compat)
+def fresh_compat(monkeypatch):
+    """compat reloaded (nothing resolved yet) under a patched sys.modules / sys.path, and again afterwards."""
+    def reload():
+        for name in compat._RESOLVERS:
+            compat.__dict__.pop(name, None)
+        module = importlib.reload(compat)
+        module.FALLBACKS.clear()
+        return module
+    yield reload
     monkeypatch.undo()
-    importlib.reload(compat)
+    reload()
 
 
 @pytest.mark.parametrize("attr", sorted(REAL_NAMES))
-def test_fallback_only_when_the_real_import_fails(monkeypatch, reload_compat, attr):
+def test_fallback_when_the_real_library_is_absent(monkeypatch, fresh_compat, attr):
     module = REAL_NAMES[attr]
     monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
-    reloaded = reload_compat()
-    assert module in reloaded.FALLBACKS
+    reloaded = fresh_compat()
     assert getattr(reloaded, attr).__name__.startswith("lumde_depth.ros.compat.")
+    assert "not installed" in reloaded.FALLBACKS[module]
 
-    real = types.ModuleType(module)
-    monkeypatch.setitem(sys.modules, module, real)
-    reloaded = reload_compat()
-    assert getattr(reloaded, attr) is real
-    assert module not in reloaded.FALLBACKS
+
+def _fake_module(monkeypatch, name: str, **attrs) -> types.ModuleType:
+    fake = types.ModuleType(name)
+    fake.__dict__.update(attrs)
+    monkeypatch.setitem(sys.modules, name, fake)
+    return fake
+
+
+def test_a_real_library_that_does_the_job_is_used(monkeypatch, fresh_compat):
+    pytest.importorskip("std_msgs.msg")
+    mf = _fake_module(monkeypatch, "message_filters", SimpleFilter=compat.SimpleFilter, Subscriber=compat.Subscriber,
+                      TimeSynchronizer=compat.TimeSynchronizer,
+                      ApproximateTimeSynchronizer=compat.ApproximateTimeSynchronizer)
+    bridge = _fake_module(monkeypatch, "cv_bridge", CvBridge=compat.CvBridge, CvBridgeError=compat.CvBridgeError)
+    reloaded = fresh_compat()
+    assert reloaded.message_filters is mf and reloaded.cv_bridge is bridge
+    assert "message_filters" not in reloaded.FALLBACKS and "cv_bridge" not in reloaded.FALLBACKS
+
+
+def test_a_cv_bridge_that_imports_but_cannot_convert_is_not_used(monkeypatch, fresh_compat, tmp_path):
+    """As a cv_bridge without OpenCV: the module imports, CvBridge() needs cv2."""
+    (tmp_path / "cv_bridge").mkdir()
+    (tmp_path / "cv_bridge" / "__init__.py").write_text(
+        "class CvBridgeError(TypeError):\n    pass\n\n"
+        "class CvBridge:\n    def __init__(self):\n        import cv2  # noqa: F401\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "cv_bridge", raising=False)
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    reloaded = fresh_compat()
+    assert reloaded.cv_bridge.__name__ == "lumde_depth.ros.compat.cv_bridge"
+    assert "cv2" in reloaded.FALLBACKS["cv_bridge"]
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    pytest.importorskip("sensor_msgs.msg")
+    bridge = reloaded.cv_bridge.CvBridge()
+    assert bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(rgb, "rgb8"), "bgr8").shape == (2, 2, 3)
+
+
+def test_a_typed_subscriber_without_kwargs_is_replaced_and_the_real_synchronizers_kept(monkeypatch, fresh_compat):
+    """message_filters as released in January 2026: Subscriber(node, msg_type, topic, qos_profile) only."""
+    pytest.importorskip("std_msgs.msg")
+
+    class TypedSubscriber(compat.SimpleFilter):
+        def __init__(self, node, msg_type, topic, qos_profile=10) -> None:
+            super().__init__()
+
+    class NoQueues(compat.SimpleFilter):     # a synchronizer without the per-input queues sync.py counts
+        def __init__(self, fs, queue_size, slop=None) -> None:
+            super().__init__()
+
+    real_exact = compat.TimeSynchronizer
+    _fake_module(monkeypatch, "message_filters", SimpleFilter=compat.SimpleFilter, Subscriber=TypedSubscriber,
+                 TimeSynchronizer=real_exact, ApproximateTimeSynchronizer=NoQueues)
+    reloaded = fresh_compat()
+    mf = reloaded.message_filters
+    assert mf.Subscriber is reloaded.Subscriber and mf.TimeSynchronizer is real_exact
+    assert mf.ApproximateTimeSynchronizer is reloaded.ApproximateTimeSynchronizer
+    assert "keyword" in reloaded.FALLBACKS["message_filters.Subscriber"]
+    assert "queues" in reloaded.FALLBACKS["message_filters.ApproximateTimeSynchronizer"]
+    assert set(reloaded.FALLBACKS) == {"message_filters.Subscriber", "message_filters.ApproximateTimeSynchronizer"}
+
+
+def test_importing_compat_imports_neither_rclpy_nor_message_filters():
+    import subprocess
+    code = ("import sys; from lumde_depth.ros import compat, sync; compat.tf_transformations; compat.point_cloud2; "
+            "print(sorted(m for m in ('rclpy', 'message_filters', 'cv_bridge') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_real_libraries_under_test_are_the_ones_used():
+    """In scripts/test.sh's real-library runs (LUMDE_ROS_REAL_UNDER_TEST = the folder in front of the
+    venv): every library of the folder is imported from there, and used wherever it does the job."""
+    import os
+    from pathlib import Path
+    folder = os.environ.get("LUMDE_ROS_REAL_UNDER_TEST")
+    if not folder:
+        pytest.skip("runs in the real-library runs of scripts/test.sh (LUMDE_ROS_REAL_UNDER_TEST unset)")
+    folder = Path(folder).resolve()
+    present = {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+    assert present, f"no packages in {folder}"
+    modules = {"message_filters": "message_filters", "sensor_msgs_py": "sensor_msgs_py.point_cloud2",
+               "tf_transformations": "tf_transformations"}
+    for package in present:
+        real = importlib.import_module(modules[package])
+        assert Path(real.__file__).resolve().is_relative_to(folder), (package, real.__file__)
+    if "message_filters" in present:
+        mf = compat.message_filters
+        for name in ("TimeSynchronizer", "ApproximateTimeSynchronizer"):
+            assert getattr(mf, name).__module__.startswith("message_filters"), name
+        assert (mf.Subscriber.__module__ == "message_filters") != ("message_filters.Subscriber" in compat.FALLBACKS)
+    if "sensor_msgs_py" in present:
+        assert compat.point_cloud2.__name__ == "sensor_msgs_py.point_cloud2"
+    if "tf_transformations" in present:
+        assert compat.tf_transformations.__name__ == "tf_transformations"
 
 
 # ---------------------------------------------------------------------------------------------- point_cloud2

@@ -55,6 +55,7 @@ def _check_outputs(out, frames):
     return payload
 
 
+@pytest.mark.real_libs
 def test_demo_end_to_end(tmp_path, model_file, capsys):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--frames", str(FRAMES), "--camera-scale", SCALE, "--model", str(model_file),
@@ -172,9 +173,39 @@ def test_demo_live_node_over_dds(tmp_path, model_file):
         assert rows["classical"][key] == pytest.approx(acc.result()[key], rel=1e-6)
 
 
+@pytest.mark.real_libs
 def test_offline_demo_imports_no_rclpy():
     code = ("import sys, lumde_depth.ros.demo, lumde_depth.ros.bag_process, lumde_depth.ros.kitti2bag; "
             "from lumde_depth.cli.main import build_parser; build_parser(); print('rclpy' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.real_libs
+def test_offline_tools_run_without_rclpy(tmp_path, model_file):
+    """demo (kitti2bag + bag process + metrics), train and eval in one process: with the real
+    message_filters on the path (scripts/test.sh's real-library runs) they work and never import rclpy."""
+    import os
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    code = f"""
+import sys
+import engine_toy  # noqa: F401  (the toy data set and model of the engine tests)
+from test_engine_train import write_config
+from lumde_depth.cli.main import main
+from pathlib import Path
+tmp = Path({str(tmp_path)!r})
+assert main(["demo", "--out", str(tmp / "demo"), "--frames", "2", "--camera-scale", {SCALE!r},
+             "--model", {str(model_file)!r}, "--no-progress"]) == 0
+config = write_config(tmp, stages=[{{"steps": 2, "lr": 0.01}}], data__val_split="val", data__max_val_samples=2)
+assert main(["train", "--config", str(config), "--out", str(tmp / "run")]) == 0
+assert main(["eval", "--config", str(config), "--out", str(tmp / "run")]) == 0
+print("RCLPY", "rclpy" in sys.modules, "message_filters" in sys.modules)
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "LUMDE_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "RCLPY False False" in result.stdout, result.stdout[-2000:]

@@ -289,6 +289,7 @@ def test_bag_loop_with_sim_time(tmp_path) -> None:
         live.close()
 
 
+@pytest.mark.real_libs
 def test_out_of_order_sets_are_each_accounted_for(live: harness.LiveNode) -> None:
     """Three sets sent newest first: each is published or counted as dropped, none lost."""
     base = live.stamp + 1_000_000_000
@@ -300,6 +301,7 @@ def test_out_of_order_sets_are_each_accounted_for(live: harness.LiveNode) -> Non
     assert_recovers(live)
 
 
+@pytest.mark.real_libs
 def test_burst_of_200_sets(live: harness.LiveNode) -> None:
     """200 sets at once over a reliable path that holds the whole burst (our history and the node's
     qos_depth are both >= 200): every message DDS was given reaches the node's callbacks, and every
@@ -341,6 +343,7 @@ def test_a_burst_of_bad_frames_logs_once_per_throttle_period(live: harness.LiveN
     assert_recovers(live)
 
 
+@pytest.mark.real_libs
 def test_node_process_stayed_up(live: harness.LiveNode) -> None:
     assert live.proc.poll() is None and "Traceback" not in live.log.read_text()
     assert "Warning" not in live.log.read_text()   # no raw numpy / Python warnings among the log lines

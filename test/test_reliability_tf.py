@@ -56,6 +56,7 @@ def fake_tf2_ros(broadcast: dict) -> types.ModuleType:
     return module
 
 
+@pytest.mark.real_libs
 def test_tf_missing_then_appearing(ros_context, tmp_path, monkeypatch):
     from lumde_depth.ros.node import DepthNode
 

@@ -71,6 +71,7 @@ def test_bag_process_on_a_truncated_bag_names_it_and_leaves_nothing(bag, tmp_pat
     assert str(damaged) in capsys.readouterr().err and list((tmp_path / "out").iterdir()) == []
 
 
+@pytest.mark.real_libs
 def test_bag_process_on_a_corrupt_message_names_bag_topic_and_frame(tmp_path, capsys):
     """An sqlite3 bag whose second image was overwritten by 30 bytes: the error names bag, topic and frame 1."""
     import sqlite3

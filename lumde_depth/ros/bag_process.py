@@ -1,8 +1,8 @@
 """Run the node's pipeline over a bag offline (no DDS): input bag -> output bag with the depth topics added.
 
 Every message of the input bag is copied unchanged; the camera image, its camera_info and the LiDAR
-cloud go through the node's synchronizer (``compat.message_filters``, same slop / queue size
-defaults as the node's parameters) and each synchronized set through
+cloud go through the node's synchronizer policy (the package's own synchronizer, which needs no rclpy
+and reads rosbags' stamps; same slop / queue size defaults as the node's parameters) and each synchronized set through
 :class:`~lumde_depth.ros.pipeline.DepthPipeline` and :func:`~lumde_depth.ros.convert.frame_messages`,
 exactly as the live node does. The LiDAR -> camera transform comes from the bag's ``/tf_static``
 (any chain of static transforms between the cloud's and the image's frames), or is given. Output
@@ -20,10 +20,11 @@ import numpy as np
 
 from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError, check_new_bag, new_bag, open_bag, typestore
-from lumde_depth.ros.compat import message_filters, tf_transformations
+from lumde_depth.ros.compat import SimpleFilter, tf_transformations
 from lumde_depth.ros.kitti2bag import KITTI_INPUTS
 from lumde_depth.ros.params import NodeParams
 from lumde_depth.ros.pipeline import DepthPipeline, FrameError, frame_inputs
+from lumde_depth.ros.sync import counting_synchronizer
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
@@ -206,11 +207,11 @@ def process_bag(bag_in: str | Path, bag_out: str | Path, pipeline: DepthPipeline
 
 
 def synchronizer(queue_size: int, slop: float, exact_sync: bool) -> tuple[list[Any], list[tuple[Any, ...]]]:
-    """The node's synchronizer over (image, camera_info, cloud): feed ``filters[i].signalMessage(msg)``;
-    complete sets are appended to the returned list."""
-    filters = [message_filters.SimpleFilter() for _ in range(3)]
-    sync = (message_filters.TimeSynchronizer(filters, queue_size) if exact_sync
-            else message_filters.ApproximateTimeSynchronizer(filters, queue_size, slop))
+    """The node's synchronizer policy over (image, camera_info, cloud): feed ``filters[i].signalMessage(msg)``;
+    complete sets are appended to the returned list. The package's own synchronizer: it needs no rclpy and
+    reads rosbags' stamps (real ``message_filters`` refuses them)."""
+    filters = [SimpleFilter() for _ in range(3)]
+    sync = counting_synchronizer(filters, queue_size, None if exact_sync else slop, own=True)
     ready: list[tuple[Any, ...]] = []
     sync.registerCallback(lambda *msgs: ready.append(msgs))
     return filters, ready

@@ -5,24 +5,35 @@ on a ROS 2 install but not as wheels. Import them from here::
 
     from lumde_depth.ros.compat import message_filters, cv_bridge, point_cloud2, tf_transformations
 
-Each name is the real module when its import succeeds and otherwise a namespace holding the same
-names and signatures (the part of the API this package uses), with the real library's semantics:
+Each name is resolved on first use (so importing this module imports neither rclpy nor the real
+libraries) and is chosen by capability, not by a successful import: the real library when it imports
+*and* a small probe shows it does the job, otherwise a fallback with the same names and signatures (the
+part of the API this package uses) and the real library's semantics. ``message_filters`` is chosen per
+class: e.g. a ``Subscriber`` that takes no keyword arguments (``message_filters`` of January 2026) or
+none at all (the rolling synchronizer module alone) is replaced by the fallback's, which passes
+``event_callbacks`` on, while the real synchronizers stay.
 
-- ``message_filters``: ``SimpleFilter``, ``Subscriber(node, msg_type, topic, qos_profile=10)``,
-  ``TimeSynchronizer(fs, queue_size)``, ``ApproximateTimeSynchronizer(fs, queue_size, slop,
-  allow_headerless=False)`` (the ROS 2 Python policy: on each message, the closest stamps within
-  ``slop`` in the other queues; the first combination spanning less than ``slop`` is emitted and removed).
+- ``message_filters``: ``SimpleFilter``, ``Subscriber(node, msg_type, topic, qos_profile=10, **kwargs)``,
+  ``TimeSynchronizer(fs, queue_size)`` (current upstream: on each message, only the oldest stamp held by
+  every queue is emitted, and older queued messages are dropped), ``ApproximateTimeSynchronizer(fs,
+  queue_size, slop, allow_headerless=False)`` (the ROS 2 Python policy: on each message, the closest
+  stamps within ``slop`` in the other queues; the first combination spanning less than ``slop`` is
+  emitted and removed). These classes are also the package's own synchronizers for the offline tools
+  (:mod:`lumde_depth.ros.bag_process`): they read any ``header.stamp`` with ``sec`` / ``nanosec``
+  (rosbags' too, which the real library refuses) and need no rclpy.
 - ``cv_bridge``: ``CvBridge().imgmsg_to_cv2(msg, desired_encoding='passthrough')``,
   ``.cv2_to_imgmsg(arr, encoding='passthrough', header=None)``, ``CvBridgeError``; numpy only.
 - ``point_cloud2``: ``read_points``, ``read_points_numpy``, ``read_points_list``, ``dtype_from_fields``,
   ``create_cloud``, ``create_cloud_xyz32`` (Humble+ structured-array API).
 - ``tf_transformations``: 4x4 matrix and (x, y, z, w) quaternion helpers over ``transforms3d``.
 
-``FALLBACKS`` names the libraries replaced by a fallback in this process.
+``FALLBACKS`` maps each library (or ``message_filters`` class) replaced by a fallback in this process to
+the reason, e.g. ``{"cv_bridge": "CvBridge cannot convert rgb8 -> bgr8: No module named 'cv2'"}``.
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 import itertools
 import sys
 import threading
@@ -109,9 +120,14 @@ class TimeSynchronizer(SimpleFilter):
         with self.lock:
             self._enqueue(msg, convert.stamp_to_ns(msg.header.stamp), my_queue)
             common = set.intersection(*(set(q) for q in self.queues))
-            for stamp in sorted(common):
-                msgs = [q.pop(stamp) for q in self.queues]
-                self.signalMessage(*msgs)
+            if not common:
+                return
+            oldest = min(common)
+            msgs = [q.pop(oldest) for q in self.queues]
+            for queue in self.queues:   # as upstream (and the C++ policy): older messages can no longer match
+                for stamp in [s for s in queue if s < oldest]:
+                    del queue[stamp]
+            self.signalMessage(*msgs)
 
 
 class ApproximateTimeSynchronizer(TimeSynchronizer):
@@ -384,20 +400,133 @@ def _tf_fallback() -> types.SimpleNamespace:
 
 
 # --------------------------------------------------------------------------------------------------
+# choosing real or fallback, by what the real library can do
 
-FALLBACKS: set[str] = set()
+FALLBACKS: dict[str, str] = {}
 
 
-def _real_or_fallback(module: str, fallback: Callable[[], Any]) -> Any:
-    """The real ``module`` when it imports, else ``fallback()`` (and its name recorded in :data:`FALLBACKS`)."""
+def _stamped(sec: int, nanosec: int = 0) -> Any:
+    """A message with an rclpy ``header.stamp`` (what the real synchronizers accept)."""
+    from std_msgs.msg import Header
+
+    header = Header()
+    header.stamp.sec, header.stamp.nanosec = sec, nanosec
+    return types.SimpleNamespace(header=header)
+
+
+def _sync_problem(real: Any, name: str) -> str | None:
+    """None when ``real.<name>`` synchronizes two inputs as :mod:`lumde_depth.ros.sync` needs (``queues``,
+    ``add(msg, my_queue, my_queue_index)``, one emitted set), else what is wrong."""
+    cls = getattr(real, name, None)
+    if cls is None:
+        return f"it has no {name}"
+    inputs = [SimpleFilter(), SimpleFilter()]
+    sync = cls(inputs, 2) if name == "TimeSynchronizer" else cls(inputs, 2, 0.05)
+    if not isinstance(getattr(sync, "queues", None), list) or \
+            "my_queue_index" not in inspect.signature(sync.add).parameters:
+        return f"its {name} has no per-input queues / add(msg, my_queue, my_queue_index)"
+    emitted: list[tuple] = []
+    sync.registerCallback(lambda *msgs: emitted.append(msgs))
+    inputs[0].signalMessage(_stamped(1))
+    inputs[1].signalMessage(_stamped(1, 0 if name == "TimeSynchronizer" else 10_000_000))
+    return None if len(emitted) == 1 else f"its {name} did not pair two messages of matching stamps"
+
+
+def _subscriber_problem(real: Any) -> str | None:
+    cls = getattr(real, "Subscriber", None)
+    if cls is None:
+        return "it has no Subscriber"
+    kinds = {p.kind for p in inspect.signature(cls.__init__).parameters.values()}
+    if inspect.Parameter.VAR_KEYWORD not in kinds:
+        return "its Subscriber takes no keyword arguments (event_callbacks cannot be passed on)"
+    return None
+
+
+def _message_filters() -> Any:
+    """The real ``message_filters`` where every class this package uses works, else a namespace mixing the
+    real classes that work with the fallback's for the others (each replaced class in FALLBACKS)."""
     try:
-        return importlib.import_module(module)
-    except ImportError:
-        FALLBACKS.add(module)
-        return fallback()
+        real = importlib.import_module("message_filters")
+    except ImportError as exc:
+        FALLBACKS["message_filters"] = f"not installed ({exc})"
+        return _message_filters_fallback
+    problems = {"SimpleFilter": None if hasattr(real, "SimpleFilter") else "it has no SimpleFilter",
+                "Subscriber": _subscriber_problem(real)}
+    for name in ("TimeSynchronizer", "ApproximateTimeSynchronizer"):
+        try:
+            problems[name] = _sync_problem(real, name)
+        except Exception as exc:   # noqa: BLE001 (any failure of the probe means it cannot do the job)
+            problems[name] = f"its {name} failed a two-input probe: {exc!r}"
+    if not any(problems.values()):
+        return real
+    chosen = {}
+    for name, problem in problems.items():
+        if problem:
+            FALLBACKS[f"message_filters.{name}"] = problem
+        chosen[name] = getattr(_message_filters_fallback if problem else real, name)
+    return types.SimpleNamespace(**chosen, __name__="lumde_depth.ros.compat.message_filters")
 
 
-message_filters = _real_or_fallback("message_filters", lambda: _message_filters_fallback)
-cv_bridge = _real_or_fallback("cv_bridge", lambda: _cv_bridge_fallback)
-point_cloud2 = _real_or_fallback("sensor_msgs_py.point_cloud2", lambda: _point_cloud2_fallback)
-tf_transformations = _real_or_fallback("tf_transformations", _tf_fallback)
+def _cv_bridge_problem(real: Any) -> str | None:
+    """None when ``CvBridge`` converts rgb8 -> bgr8 (a real conversion needs cv2 and cv_bridge_boost)."""
+    bridge = real.CvBridge()
+    rgb = np.arange(6, dtype=np.uint8).reshape(1, 2, 3)
+    bgr = bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(rgb, "rgb8"), "bgr8")
+    return None if np.array_equal(bgr, rgb[..., ::-1]) else "CvBridge converted rgb8 -> bgr8 wrongly"
+
+
+def _point_cloud2_problem(real: Any) -> str | None:
+    """None when it has the Humble+ structured-array API and round-trips an xyz cloud."""
+    missing = [n for n in vars(_point_cloud2_fallback) if not n.startswith("__") and not hasattr(real, n)]
+    if missing:
+        return f"it lacks {', '.join(missing)} (the Humble+ API)"
+    from std_msgs.msg import Header
+
+    xyz = np.array([[1.0, 2.0, 3.0]], np.float32)
+    back = real.read_points_numpy(real.create_cloud_xyz32(Header(), xyz))
+    return None if np.array_equal(back, xyz) else "create_cloud_xyz32 / read_points_numpy do not round-trip"
+
+
+def _tf_problem(real: Any) -> str | None:
+    missing = [n for n in vars(_tf_fallback()) if not n.startswith("__") and not hasattr(real, n)]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    ok = np.allclose(real.quaternion_matrix([0.0, 0.0, 0.0, 1.0]), np.eye(4))
+    return None if ok else "quaternion_matrix of the identity quaternion is not the identity"
+
+
+def _real_or_fallback(module: str, name: str, fallback: Callable[[], Any], problem: Callable[[Any], str | None]
+                      ) -> Any:
+    """The real ``module`` when it imports and ``problem(real)`` finds nothing wrong, else ``fallback()``
+    (and the reason recorded in :data:`FALLBACKS` under ``name``)."""
+    try:
+        real = importlib.import_module(module)
+    except ImportError as exc:
+        reason = f"not installed ({exc})"
+    else:
+        try:
+            reason = problem(real)
+        except Exception as exc:   # noqa: BLE001 (a probe that fails: the library cannot do the job)
+            reason = f"its probe failed: {type(exc).__name__}: {exc}"
+    if reason is None:
+        return real
+    FALLBACKS[name] = reason
+    return fallback()
+
+
+_RESOLVERS: dict[str, Callable[[], Any]] = {
+    "message_filters": _message_filters,
+    "cv_bridge": lambda: _real_or_fallback("cv_bridge", "cv_bridge", lambda: _cv_bridge_fallback, _cv_bridge_problem),
+    "point_cloud2": lambda: _real_or_fallback("sensor_msgs_py.point_cloud2", "sensor_msgs_py.point_cloud2",
+                                              lambda: _point_cloud2_fallback, _point_cloud2_problem),
+    "tf_transformations": lambda: _real_or_fallback("tf_transformations", "tf_transformations", _tf_fallback,
+                                                    _tf_problem),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``message_filters``, ``cv_bridge``, ``point_cloud2``, ``tf_transformations``: resolved on first use."""
+    if name not in _RESOLVERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = _RESOLVERS[name]()
+    return value

@@ -221,7 +221,7 @@ def process_offline(config: DemoConfig, model: Path | None, input_bag: Path, out
 # ---------------------------------------------------------------------------------------------------- live
 def _node_command(params: dict[str, Any], namespace: str) -> list[str]:
     exe = Path(sys.executable).parent / "lumde_depth_node"
-    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "lumde_depth.ros.node"]
+    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "lumde_depth.ros.node_main"]
     cmd += ["--ros-args", "-r", f"__ns:=/{namespace}"]
     for key, value in params.items():
         cmd += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]

@@ -9,24 +9,19 @@ never puts into a set are counted there too (:mod:`lumde_depth.ros.sync`), so ev
 """
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import traceback
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from lumde_depth.config import ConfigError
 from lumde_depth.inference import DEFAULT_MONO_MODEL, DepthCompleter
-from lumde_depth.ros import convert, dds
+from lumde_depth.ros import convert
 from lumde_depth.ros.compat import message_filters
 from lumde_depth.ros.diagnostics import NodeStats, status_message
 from lumde_depth.ros.extrinsics import Extrinsics, matrix_from_calib_file, matrix_from_param
@@ -58,6 +53,11 @@ class DepthNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
+        # first: rclpy's context shutdown calls destroy_node() also on a node whose __init__ raised
+        self._slot: tuple[Any, ...] | None = None
+        self._cond = threading.Condition()
+        self._running = True
+        self._worker: threading.Thread | None = None
         self.params: NodeParams = declare(self)
         p = self.params
         self.stats = NodeStats()
@@ -111,9 +111,6 @@ class DepthNode(Node):
             self.synchronizers.append(self._synchronizer([self.sub_image, self.sub_info]))
             self.synchronizers[-1].registerCallback(self._on_camera_set)
 
-        self._slot: tuple[Any, ...] | None = None
-        self._cond = threading.Condition()
-        self._running = True
         self._worker = threading.Thread(target=self._work, name="lumde_depth_worker", daemon=True)
         self._worker.start()
         self.create_timer(p.diagnostics_period, self._publish_diagnostics)
@@ -373,7 +370,8 @@ class DepthNode(Node):
         with self._cond:
             self._running = False
             self._cond.notify()
-        self._worker.join(timeout=5.0)
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
         super().destroy_node()
 
 
@@ -383,32 +381,5 @@ def _policy_name(info: Any) -> str:
     return getattr(kind, "name", str(kind)).removeprefix("RMW_QOS_POLICY_")   # rclpy's QoSPolicyKind or rmw's
 
 
-def main(args: list[str] | None = None) -> int:
-    """Console entry point ``lumde_depth_node`` (``ros2 run lumde_depth lumde_depth_node``, the launch files).
-
-    Applies the shipped large-message Fast DDS profile to this process first (:mod:`lumde_depth.ros.dds`:
-    unless the user set a profile or another RMW), as it must be set before ``rclpy.init``."""
-    try:
-        profile = dds.apply_default_profile()
-    except (OSError, ValueError) as exc:
-        profile = f"Fast DDS default transports (the shipped large-message profile cannot be used: {exc})"
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DepthNode()
-        node.get_logger().info(profile)
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ConfigError, OSError, ValueError, ParameterException) as exc:
-        print(f"[{NODE_NAME}] cannot start: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+# installs made before the entry point moved to node_main (setup.py) still call lumde_depth.ros.node:main
+from lumde_depth.ros.node_main import main  # noqa: E402,F401

@@ -8,15 +8,19 @@ per input, the messages *matched* (part of an emitted set), *evicted* (left the 
 *pending*. For every input ``received = matched + evicted + pending`` at any moment between callbacks.
 
 It relies only on what the ROS 2 Python library and :mod:`lumde_depth.ros.compat`'s fallback share:
-``queues`` (one dict per input), ``add(msg, my_queue, my_queue_index)`` and ``signalMessage``.
+``queues`` (one dict per input), ``add(msg, my_queue, my_queue_index)`` and ``signalMessage`` (compat
+checks them before it takes a real synchronizer). ``own=True`` wraps the package's own synchronizers
+instead of ``message_filters``': the offline tools use them, as they need no rclpy and read the stamps
+of rosbags messages, which the real library refuses.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from lumde_depth.ros.compat import message_filters
+from lumde_depth.ros import compat
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class SyncCounts:
     pending: tuple[int, ...]
 
 
+@functools.cache
 def _counting(base: type) -> type:
     class Counting(base):
         """``base`` with per-input matched / evicted counters (see the module docstring)."""
@@ -63,13 +68,12 @@ def _counting(base: type) -> type:
     return Counting
 
 
-CountingTimeSynchronizer = _counting(message_filters.TimeSynchronizer)
-CountingApproximateTimeSynchronizer = _counting(message_filters.ApproximateTimeSynchronizer)
-
-
-def counting_synchronizer(subscribers: Sequence[Any], queue_size: int, slop: float | None) -> Any:
+def counting_synchronizer(subscribers: Sequence[Any], queue_size: int, slop: float | None, own: bool = False
+                          ) -> Any:
     """An exact (``slop`` None) or approximate time synchronizer over ``subscribers`` with a ``counts()``
-    method returning :class:`SyncCounts`."""
+    method returning :class:`SyncCounts`: ``message_filters``' (real where it works), or with ``own`` the
+    package's own (no rclpy; any ``header.stamp`` with ``sec`` / ``nanosec``)."""
+    library = compat if own else compat.message_filters
     if slop is None:
-        return CountingTimeSynchronizer(subscribers, queue_size)
-    return CountingApproximateTimeSynchronizer(subscribers, queue_size, slop)
+        return _counting(library.TimeSynchronizer)(subscribers, queue_size)
+    return _counting(library.ApproximateTimeSynchronizer)(subscribers, queue_size, slop)
