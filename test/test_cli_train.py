@@ -205,6 +205,8 @@ def test_model_kwargs_are_checked_against_the_architecture(tmp_path, capsys):
     (["train", "eval.every=5", "data.max_val_samples=3"],
      "data.max_val_samples, eval.every have no effect: data.val_split is empty"),
     (["train", "data.check=none", "data.skip_corrupt=true"], "'data.skip_corrupt' has no effect with data.check: none"),
+    (["train", "eval.best_metric=mae"], "eval.best_metric has no effect: data.val_split is empty"),
+    (["train", "log.tensorboard=false", "log.images=4"], "'log.images' has no effect with log.tensorboard: false"),
     (["train", "teacher.source=t.pt"], "'teacher.source' has no effect in `lumde train`"),
     (["distill", "teacher.cache_dir=c", f"teacher.source={Path(__file__).parent / 'absent.pt'}",
       "loss={method: blackbox}"], "'teacher.cache_dir' has no effect without --cache-teacher"),

@@ -102,6 +102,8 @@ def test_cli_export_config(tmp_path, capsys):
     assert main(["export", "--config", str(cfg)]) == 0
     assert (tmp_path / "exp" / "small.torchscript.pt").is_file()
     assert read_export_meta(tmp_path / "exp" / "small.torchscript.pt")["input_size"] == META["input_size"]
+    assert main(["export", "--config", str(cfg), "name=other"]) == 0  # an override after an option
+    assert (tmp_path / "exp" / "other.torchscript.pt").is_file()
     cfg.write_text(f"model: {model_file}\nformt: onnx\n")
     assert main(["export", "--config", str(cfg)]) == 2
     assert "did you mean 'format'" in capsys.readouterr().err

@@ -213,4 +213,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="int8: dataset root to calibrate on (keys calibration_kind / _split; default: "
                              "synthetic frames)")
     parser.add_argument("--calibration-frames", type=int, default=None, help="int8: frames (default 16)")
-    parser.set_defaults(func=_export)
+    parser.set_defaults(func=_export, extras_to="items")  # KEY=VALUE after an option joins the items

@@ -216,11 +216,14 @@ def check_effective(cfg: ExperimentConfig) -> None:
     if not cfg.data.val_split:
         unused = [key for key, value in (("data.val_kind", cfg.data.val_kind), ("data.val_root", cfg.data.val_root),
                                          ("data.max_val_samples", cfg.data.max_val_samples),
-                                         ("data.val_kwargs", cfg.data.val_kwargs), ("eval.every", cfg.eval.every))
+                                         ("data.val_kwargs", cfg.data.val_kwargs), ("eval.every", cfg.eval.every),
+                                         ("eval.best_metric", cfg.eval.best_metric))
                   if value]
         if unused:
             warn(f"{', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect: data.val_split is empty "
                  "(no validation)")
+    if not cfg.log.tensorboard and cfg.log.images != LogConfig().images:
+        warn("'log.images' has no effect with log.tensorboard: false (the pictures go into TensorBoard only)")
     if cfg.data.skip_corrupt and cfg.data.check == "none":
         warn("'data.skip_corrupt' has no effect with data.check: none (nothing is checked, so nothing is found to "
              "skip)")
