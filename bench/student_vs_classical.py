@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,20 +33,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _report import machine, write_section  # noqa: E402
 from lumde_depth.engine.metrics import MetricAccumulator, kitti_metrics, nyu_metrics  # noqa: E402
 from lumde_depth.inference import DepthCompleter  # noqa: E402
-from lumde_depth.data.depth_io import read_velodyne_bin  # noqa: E402
-from lumde_depth.data.rgbd_formats import (read_mm_depth, read_nyu_raw_depth, read_sun_depth,  # noqa: E402
-                                           read_tum_depth)
+from lumde_depth.data import real_sets  # noqa: E402
+from lumde_depth.data.rig_frame import RigFrame  # noqa: E402
 
 MODEL_CARD = ROOT / "docs" / "model_card.md"
-HOLDOUT = 0.2
 DRAWS = 3   # hold-out draws per real KITTI frame: the figure averages over draws, not one lucky split
 Frame = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # rgb, sparse input, gt, K
-
-
-def holdout(sparse: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Split the LiDAR pixels: (input with 80% of them, ground truth with the other 20%)."""
-    held = (sparse > 0) & (rng.random(sparse.shape) < HOLDOUT)
-    return np.where(held, 0.0, sparse).astype(np.float32), np.where(held, sparse, 0.0).astype(np.float32)
 
 
 def synthetic_frames(count: int, seed: int) -> Iterator[Frame]:
@@ -57,65 +48,19 @@ def synthetic_frames(count: int, seed: int) -> Iterator[Frame]:
         yield f.rgb, f.sparse, f.groundtruth, K
 
 
-def kitti_object_frames(data: Path, seed: int) -> Iterator[Frame]:
-    from lumde_depth.geometry import read_kitti_object_calib, project_points
-
-    root = data / "kitti_object" / "training"
+def lidar_frames(frames: Iterator[RigFrame], seed: int) -> Iterator[Frame]:
+    """Sparse-to-sparse: per frame, DRAWS seeded hold-outs of 20 % of its LiDAR pixels as ground truth."""
     rng = np.random.default_rng(seed)
-    for image_path in sorted((root / "image_2").glob("*.png")):
-        rgb = np.asarray(Image.open(image_path).convert("RGB"))
-        h, w = rgb.shape[:2]
-        calib = read_kitti_object_calib(root / "calib" / f"{image_path.stem}.txt", image_size=(w, h))
-        scan = read_velodyne_bin(root / "velodyne" / f"{image_path.stem}.bin")
-        sparse = project_points(scan, calib.T_cam_lidar, calib.P, w, h)
+    for f in frames:
         for _ in range(DRAWS):
-            yield (rgb, *holdout(sparse, rng), calib.K)
+            yield (f.rgb, *real_sets.holdout(f.depth, rng), f.K)
 
 
-def kitti_raw_frames(data: Path, seed: int) -> Iterator[Frame]:
-    from lumde_depth.data import build_dataset
-    from lumde_depth.data.sample import rgb_array
-
+def sampled_frames(frames: Iterator[RigFrame], seed: int) -> Iterator[Frame]:
+    """NYUv2 protocol: 500 points of the dense depth as input, the dense depth as ground truth."""
     rng = np.random.default_rng(seed)
-    ds = build_dataset("kitti_raw", data / "kitti_raw_tiny", "all")
-    for i in range(len(ds)):
-        s = ds[i]
-        rgb = rgb_array(s["rgb"])
-        for _ in range(DRAWS):
-            yield (rgb, *holdout(s["sparse"][0].numpy(), rng), s["K"].numpy())
-
-
-PRIMESENSE_K = np.array([[525.0, 0, 319.5], [0, 525.0, 239.5], [0, 0, 1]], np.float32)
-
-
-def sample_500(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The NYUv2 protocol's input: 500 pixels of the dense depth, drawn uniformly among the valid ones."""
-    valid = np.flatnonzero(gt > 1e-4)
-    sparse = np.zeros_like(gt)
-    pick = rng.choice(valid, size=min(500, valid.size), replace=False)
-    sparse.flat[pick] = gt.flat[pick]
-    return sparse
-
-
-def redwood_frames(data: Path, count: int, seed: int) -> Iterator[Frame]:
-    root = data / "redwood_livingroom"
-    rng = np.random.default_rng(seed)
-    images = sorted((root / "image").glob("*.jpg"))
-    depths = sorted((root / "depth").glob("*.png"))
-    for k in np.linspace(0, len(images) - 1, count).astype(int):
-        gt = read_mm_depth(depths[k])
-        yield np.asarray(Image.open(images[k]).convert("RGB")), sample_500(gt, rng), gt, PRIMESENSE_K
-
-
-def indoor_sensor_frames(data: Path, seed: int) -> Iterator[Frame]:
-    """One real frame each of NYU v2 (raw Kinect), SUN RGB-D and TUM RGB-D (PrimeSense intrinsics)."""
-    root = data / "rgbd_samples" / "other_formats"
-    rng = np.random.default_rng(seed)
-    for color, depth, reader in (("NYU_color.ppm", "NYU_depth.pgm", read_nyu_raw_depth),
-                                 ("SUN_color.jpg", "SUN_depth.png", read_sun_depth),
-                                 ("TUM_color.png", "TUM_depth.png", read_tum_depth)):
-        gt = reader(root / depth)
-        yield np.asarray(Image.open(root / color).convert("RGB")), sample_500(gt, rng), gt, PRIMESENSE_K
+    for f in frames:
+        yield f.rgb, real_sets.sample_points(f.depth, rng), f.depth, f.K
 
 
 def evaluate(completers: dict[str, DepthCompleter], frames: Iterator[Frame],
@@ -142,9 +87,9 @@ def outdoor_sets(args: argparse.Namespace) -> list[tuple[str, Callable[[], Itera
              lambda: synthetic_frames(args.frames, args.seed))]
     if args.data.is_dir():
         sets += [("KITTI object, real (6 frames x 3 draws, 20% LiDAR held out)",
-                  lambda: kitti_object_frames(args.data, args.seed)),
-                 ("KITTI raw 2011_09_26_0023, real (5 frames x 3 draws, 20% LiDAR held out)",
-                  lambda: kitti_raw_frames(args.data, args.seed))]
+                  lambda: lidar_frames(real_sets.kitti_object_frames(args.data), args.seed)),
+                 ("KITTI raw 2011_09_26_0023, real (7 frames x 3 draws, 20% LiDAR held out)",
+                  lambda: lidar_frames(real_sets.kitti_raw_frames(args.data), args.seed))]
     return sets
 
 
@@ -160,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         (title, "kitti", frames(), kitti_metrics) for title, frames in outdoor_sets(args)]
     if args.data.is_dir():
         sets += [("Redwood living room, real indoor (10 frames, 500 samples)", "nyu",
-                  redwood_frames(args.data, 10, args.seed), nyu_metrics),
+                  sampled_frames(real_sets.redwood_frames(args.data, 10), args.seed), nyu_metrics),
                  ("NYU v2 + SUN RGB-D + TUM, real indoor sensors (3 frames, 500 samples)", "nyu",
-                  indoor_sensor_frames(args.data, args.seed), nyu_metrics)]
+                  sampled_frames(real_sets.rgbd_sensor_frames(args.data), args.seed), nyu_metrics)]
     rows = []
     for title, protocol, frames, metric in sets:
         result = evaluate(completers, frames, metric)

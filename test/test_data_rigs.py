@@ -95,3 +95,21 @@ def test_disparity_to_depth():
     disp = np.array([[0.0, 10.0], [3894.034 * 0.2986, 20.0]], np.float32)
     depth = disparity_to_depth(disp, fx=3894.034)
     np.testing.assert_allclose(depth, [[0.0, 116.276], [1.0, 58.138]], rtol=1e-4)
+
+
+def test_real_sets_and_protocols(shared_data):
+    from lumde_depth.data import real_sets
+
+    rng = np.random.default_rng(0)
+    frames = list(real_sets.kitti_object_frames(shared_data))
+    assert len(frames) == 6 and all(0.03 < (f.depth > 0).mean() < 0.06 for f in frames)
+    sparse, held = real_sets.holdout(frames[0].depth, rng)
+    valid = frames[0].depth > 0
+    assert not np.any((sparse > 0) & (held > 0)) and np.array_equal((sparse > 0) | (held > 0), valid)
+    assert (held > 0).sum() / valid.sum() == pytest.approx(real_sets.HOLDOUT, abs=0.01)
+    assert [f.name for f in real_sets.pjlab_frames(shared_data)] == [
+        "lidar2camera/auto_calib_v2.0/data/ours/3", "lidar2camera/manual_calib/data"]   # calibrated extrinsics only
+    indoor = list(real_sets.rgbd_sensor_frames(shared_data))
+    assert [f.name for f in indoor] == ["NYU v2", "SUN RGB-D", "TUM"]
+    picked = real_sets.sample_points(indoor[0].depth, rng)
+    assert (picked > 0).sum() == 500 and np.array_equal(picked[picked > 0], indoor[0].depth[picked > 0])
