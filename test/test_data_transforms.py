@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lumde_depth.data.depth_io import DataError
-from lumde_depth.data.transforms import ColorJitter, Compose, Crop, HFlip, SparseFromGT, crop, hflip, resize
+from lumde_depth.data.transforms import (ColorJitter, Compose, Crop, HFlip, SparseAugment, SparseFromGT, crop, hflip,
+                                         resize)
 from lumde_depth.geometry import project_points
 
 H, W = 48, 64
@@ -112,3 +113,61 @@ def test_sparse_from_gt_draws_exact_count_from_valid_pixels():
     assert torch.equal(out["sparse"][chosen], gt[chosen]) and not chosen[0, :10].any()
     few = SparseFromGT(10_000)(sample, np.random.default_rng(0))
     assert int((few["sparse"] > 0).sum()) == int((gt > 0).sum())
+
+
+def _lidar_sample(density: float = 0.3, h: int = 120, w: int = 200) -> dict:
+    rng = np.random.default_rng(0)
+    gt = torch.from_numpy(rng.uniform(2.0, 50.0, (1, h, w)).astype(np.float32))
+    sparse = torch.where(torch.from_numpy(rng.random((1, h, w)) < density), gt, torch.zeros_like(gt))
+    return {"rgb": torch.rand(3, h, w), "sparse": sparse, "gt": gt, "K": torch.eye(3), "name": "x"}
+
+
+def test_sparse_augment_density_goes_where_configured():
+    sample = _lidar_sample()
+    for target in (0.05, 0.01, 0.002):
+        aug = SparseAugment(min_density=target, max_density=target, p_density=1.0, p_rows=0.0, p_patches=0.0)
+        densities = [(aug(sample, np.random.default_rng(s))["sparse"] > 0).float().mean().item() for s in range(20)]
+        assert np.mean(densities) == pytest.approx(target, rel=0.15)
+    spread = SparseAugment(min_density=0.002, max_density=0.05, p_density=1.0, p_rows=0.0, p_patches=0.0)
+    densities = np.array([(spread(sample, np.random.default_rng(s))["sparse"] > 0).float().mean().item()
+                          for s in range(200)])
+    assert densities.min() >= 0.0015 and densities.max() <= 0.055
+    assert (densities < 0.005).mean() > 0.2 and (densities > 0.02).mean() > 0.2      # log-uniform: both ends
+    sparse_already = _lidar_sample(density=0.001)
+    out = spread(sparse_already, np.random.default_rng(0))                              # never adds points
+    assert torch.equal(out["sparse"], sparse_already["sparse"])
+
+
+def test_sparse_augment_rows_and_patches_keep_gt_and_the_surviving_points():
+    sample = _lidar_sample()
+    rows = SparseAugment(p_density=0.0, p_rows=1.0, row_drop=0.5, row_band=3, p_patches=0.0)
+    out = rows(sample, np.random.default_rng(3))
+    empty_rows = (out["sparse"][0] > 0).sum(dim=1) == 0
+    assert 0.25 < empty_rows.float().mean() < 0.75
+    bands = empty_rows.view(-1, 3)
+    assert bool((bands.all(dim=1) | ~bands.any(dim=1)).all())                          # whole bands of 3 rows
+    kept = out["sparse"] > 0
+    assert torch.equal(out["sparse"][kept], sample["sparse"][kept]) and torch.equal(out["gt"], sample["gt"])
+    patches = SparseAugment(p_density=0.0, p_rows=0.0, p_patches=1.0, patches=3)
+    lost = (sample["sparse"] > 0).sum() - (patches(sample, np.random.default_rng(1))["sparse"] > 0).sum()
+    assert lost > 0
+    with pytest.raises(ValueError, match="min_density"):
+        SparseAugment(min_density=0.1, max_density=0.01)
+
+
+def test_kitti_transform_resizes_like_the_node_and_augments(tmp_path):
+    from lumde_depth.data import build_dataset
+    from lumde_depth.data.synth import SynthConfig, generate
+
+    generate(SynthConfig(frames=2, sequences=2, seed=4, camera_scale=0.5, workers=1), tmp_path, progress=False)
+    plain = build_dataset("kitti_dc", tmp_path, "train", size=None, resize=(94, 300), cameras=("image_02",),
+                          augment=False)[0]
+    assert plain["rgb"].shape == (3, 94, 300) and plain["sparse"].shape == (1, 94, 300)
+    assert plain["K"][0, 0].item() == pytest.approx(721.5377 * 0.5 * 300 / 621, rel=1e-3)
+    aug = build_dataset("kitti_dc", tmp_path, "train", size=None, resize=(94, 300), cameras=("image_02",),
+                        sparse_aug={"min_density": 0.01, "max_density": 0.01, "p_density": 1.0, "p_rows": 0.0,
+                                    "p_patches": 0.0})[0]
+    assert (aug["sparse"] > 0).float().mean().item() == pytest.approx(0.01, rel=0.3)
+    assert (plain["sparse"] > 0).float().mean().item() > 0.05
+    with pytest.raises(DataError, match="min_densty|valid keys"):
+        build_dataset("kitti_dc", tmp_path, "train", size=None, sparse_aug={"min_densty": 0.01})[0]

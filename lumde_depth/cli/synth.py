@@ -13,7 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "synth", help="generate synthetic KITTI-like drives",
         description="Procedural street scenes ray-cast with KITTI's camera and a 64-beam LiDAR, written in the "
                     "KITTI raw or depth-completion layout (loadable with build_dataset('kitti_raw'|'kitti_dc')). "
-                    "The same seed gives byte-identical files.")
+                    "The same seed gives byte-identical files. Other rigs (image sizes, LiDAR patterns and ranges, "
+                    "mountings, scan artefacts, camera realism, a random rig per drive: --set rig=random) are "
+                    "keys of --set (README, section Data).")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--frames", type=int, help="frames in total, spread over the sequences (default 20)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")

@@ -32,7 +32,7 @@ import torch
 from lumde_depth.data.depth_io import DataError, read_depth_png, read_intrinsics_txt, read_rgb
 from lumde_depth.data.kitti_calib import calib_files, camera_matrix
 from lumde_depth.data.sample import FrameDataset, check_same_size, depth_tensor, list_files, require_dir, rgb_tensor
-from lumde_depth.data.transforms import ColorJitter, Compose, Crop, HFlip, Sample, Transform
+from lumde_depth.data.transforms import ColorJitter, Compose, Crop, HFlip, Resize, Sample, SparseAugment, Transform
 
 KITTI_CROP = (352, 1216)
 """(height, width) of the KITTI depth completion benchmark crops (bottom rows, centred columns)."""
@@ -42,19 +42,31 @@ SELECTION_SPLITS = {"val_selection_cropped": True, "test_depth_completion_anonym
 
 
 def kitti_transform(train: bool, size: tuple[int, int] | None = KITTI_CROP,
-                    crop: tuple[int, int] | None = None) -> Transform:
-    """Bottom crop to ``size`` (None: keep the full frame); for training also a random ``crop``
-    inside it, a horizontal flip and colour jitter. A ``crop`` without ``train`` would be ignored,
-    so it is an error."""
+                    crop: tuple[int, int] | None = None, resize: tuple[int, int] | None = None,
+                    sparse_aug: dict[str, Any] | None = None) -> Transform:
+    """Bottom crop to ``size`` (None: keep the full frame), then a resize of the whole frame to
+    ``resize`` (h, w), as ``DepthCompleter`` stretches any camera's image to the network's input (so
+    training on other rigs' images sees what the node feeds the network); for training also a random
+    ``crop``, a horizontal flip, colour jitter and, with ``sparse_aug`` (keywords of
+    :class:`~lumde_depth.data.transforms.SparseAugment`), density / pattern augmentation of the LiDAR.
+    A ``crop`` without ``train`` would be ignored, so it is an error."""
     if crop and not train:
         raise DataError(f"crop={list(crop)} has no effect: it is the random training crop, drawn only with "
                         "augmentation, which is off here (augment=false, or a split other than 'train'); remove "
                         "crop, or give size=[H, W] for a fixed bottom crop")
     steps: list[Transform] = [Crop(size[0], size[1], "bottom")] if size else []
+    if resize:
+        steps.append(Resize(resize[0], resize[1], dense_gt=False))
     if train:
         if crop:
             steps.append(Crop(crop[0], crop[1], "random"))
         steps += [HFlip(0.5), ColorJitter(0.2, 0.2, 0.2)]
+        if sparse_aug is not None:
+            try:
+                steps.append(SparseAugment(**sparse_aug))
+            except TypeError as exc:
+                raise DataError(f"sparse_aug: {exc}; valid keys: "
+                                f"{', '.join(SparseAugment.__dataclass_fields__)}") from None
     return Compose(steps)
 
 
@@ -86,14 +98,16 @@ class KittiDepthCompletion(FrameDataset):
     ``name`` is ``<drive>/<camera>/<frame>``. ``cameras`` limits the cameras (default: all of
     ``image_02`` / ``image_03`` present). Ground truth is loaded when any drive has a
     ``proj_depth/groundtruth`` folder; then every frame must have one. ``size`` is the bottom crop
-    (the benchmark's 352x1216; None keeps the full frame), ``crop`` an extra random training crop;
-    ``transform`` replaces :func:`kitti_transform` entirely.
+    (the benchmark's 352x1216; None keeps the full frame), ``resize`` a resize of the frame after it,
+    ``crop`` an extra random training crop, ``sparse_aug`` the LiDAR density / pattern augmentation
+    (see :func:`kitti_transform`); ``transform`` replaces :func:`kitti_transform` entirely.
     """
 
     def __init__(self, root: str | Path, split: str = "train", *, raw_root: str | Path | None = None,
                  velodyne_root: str | Path | None = None, groundtruth_root: str | Path | None = None,
                  cameras: tuple[str, ...] = ("image_02", "image_03"), size: tuple[int, int] | None = KITTI_CROP,
-                 crop: tuple[int, int] | None = None, augment: bool | None = None,
+                 crop: tuple[int, int] | None = None, resize: tuple[int, int] | None = None,
+                 sparse_aug: dict[str, Any] | None = None, augment: bool | None = None,
                  transform: Transform | None = None, seed: int = 0) -> None:
         if split not in SPLITS:
             raise DataError(f"KITTI depth completion split {split!r} unknown; use one of {', '.join(SPLITS)} "
@@ -116,7 +130,8 @@ class KittiDepthCompletion(FrameDataset):
             "raw_root given": raw_root is not None}
         train = split == "train"
         augment = train if augment is None else augment
-        super().__init__(transform or kitti_transform(augment, size, crop), seed, deterministic=not augment)
+        super().__init__(transform or kitti_transform(augment, size, crop, resize, sparse_aug), seed,
+                         deterministic=not augment)
 
     @staticmethod
     def _index(velodyne: Path, groundtruth: Path | None, raws: list[Path], cameras: tuple[str, ...]) -> list[_Frame]:

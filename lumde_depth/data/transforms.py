@@ -200,6 +200,61 @@ class SparseFromGT:
 
 
 @dataclass(frozen=True)
+class SparseAugment:
+    """Density and pattern augmentation of the sparse input (``gt`` untouched), so that a model meets
+    the LiDARs of other rigs in training: with probability ``p`` each,
+
+    - ``density``: keep a random share of the points so that a share ``d`` of the pixels holds one,
+      ``d`` log-uniform in ``[min_density, max_density]`` (a frame already sparser keeps all its points);
+    - ``rows``: drop whole image rows in random bands (a scanning LiDAR's lost or absent rings):
+      each band of ``row_band`` rows is dropped with probability ``row_drop``;
+    - ``patches``: zero up to ``patches`` random rectangles of 5-25 % of the image side (occlusion,
+      dark or specular surfaces, a sensor with a narrower field of view).
+
+    Densities are fractions of the pixels (KITTI's HDL-64E: about 0.04 at full resolution; DDAD's
+    non-scanning LiDAR 0.002-0.005).
+    """
+
+    min_density: float = 0.002
+    max_density: float = 0.05
+    p_density: float = 0.8
+    p_rows: float = 0.3
+    row_drop: float = 0.5
+    row_band: int = 2
+    p_patches: float = 0.3
+    patches: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_density <= self.max_density <= 1.0:
+            raise ValueError(f"SparseAugment needs 0 < min_density <= max_density <= 1, got {self.min_density}, "
+                             f"{self.max_density}")
+        for name in ("p_density", "p_rows", "row_drop", "p_patches"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"SparseAugment.{name} must be a probability in [0, 1], got {getattr(self, name)}")
+        if self.row_band < 1 or self.patches < 0:
+            raise ValueError(f"SparseAugment needs row_band >= 1 and patches >= 0, got {self.row_band}, {self.patches}")
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        sparse = sample["sparse"]
+        keep = sparse > 0
+        h, w = sparse.shape[-2:]
+        if rng.random() < self.p_density:
+            target = float(np.exp(rng.uniform(np.log(self.min_density), np.log(self.max_density))))
+            share = target * h * w / max(int(keep.sum()), 1)
+            if share < 1.0:
+                keep = keep & torch.from_numpy(rng.random((h, w)) < share)
+        if rng.random() < self.p_rows:
+            bands = torch.from_numpy(rng.random(-(-h // self.row_band)) >= self.row_drop)
+            keep = keep & bands.repeat_interleave(self.row_band)[:h].view(h, 1)
+        if rng.random() < self.p_patches:
+            for _ in range(int(rng.integers(1, self.patches + 1))):
+                ph, pw = (int(rng.uniform(0.05, 0.25) * n) + 1 for n in (h, w))
+                top, left = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
+                keep[..., top:top + ph, left:left + pw] = False
+        return {**sample, "sparse": torch.where(keep, sparse, torch.zeros_like(sparse))}
+
+
+@dataclass(frozen=True)
 class Compose:
     """Apply transforms in order, all drawing from the same generator."""
 

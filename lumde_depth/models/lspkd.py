@@ -34,7 +34,7 @@ STAGE_CHANNELS = (64, 128, 256, 512)
 DECODER_CHANNELS = (256, 128, 64, 64, 64)
 BLOCKS = {34: (3, 4, 6, 3), 18: (2, 2, 2, 2)}
 STRIDE = 32
-GUIDE_MAX_DEPTH = 100.0   # m: LiDAR points beyond it are ignored by the guided student's prefill
+GUIDE_MAX_DEPTH = 100.0   # m: default of guide_max_depth (points beyond it are ignored by the guided prefill)
 GUIDE_MIN_DEPTH = 0.5     # m: where the prefill is empty (a frame without points), 0.5 m x exp(residual)
 GUIDE_LOG_RANGE = 4.0     # the residual's log factor is clamped to +-4 (x0.02 .. x55)
 
@@ -70,11 +70,14 @@ class ResNetEncoder(nn.Module):
 class LSPKDNet(nn.Module):
     """Dual-encoder (RGB, LiDAR) ResNet depth completion network with a 6-layer deconv decoder."""
 
-    def __init__(self, depth: int = 34, width: float = 1.0, adapters: bool = False, guided: bool = False) -> None:
+    def __init__(self, depth: int = 34, width: float = 1.0, adapters: bool = False, guided: bool = False,
+                 guide_max_depth: float = GUIDE_MAX_DEPTH) -> None:
         super().__init__()
         if not 0.0 < width <= 4.0:
             raise ValueError(f"width multiplier must be in (0, 4], got {width}")
-        self.guided = guided
+        if guide_max_depth <= GUIDE_MIN_DEPTH:
+            raise ValueError(f"guide_max_depth must be above {GUIDE_MIN_DEPTH} m, got {guide_max_depth}")
+        self.guided, self.guide_max_depth = guided, float(guide_max_depth)
         self.rgb_encoder = ResNetEncoder(3, depth, width)
         self.depth_encoder = ResNetEncoder(2 if guided else 1, depth, width)
         self.feature_channels = feature_channels(width)
@@ -94,7 +97,7 @@ class LSPKDNet(nn.Module):
     def forward(self, rgb: torch.Tensor, sparse: torch.Tensor) -> dict[str, torch.Tensor]:
         h, w = rgb.shape[-2], rgb.shape[-1]
         if self.guided:
-            prefill = nearest_surface_fill(sparse, GUIDE_MAX_DEPTH)
+            prefill = nearest_surface_fill(sparse, self.guide_max_depth)
             sparse = torch.cat((sparse, prefill), 1)
         rgb_feats, rgb_last = self.rgb_encoder(pad_to_multiple(rgb, STRIDE, "replicate"))
         depth_feats, depth_last = self.depth_encoder(pad_to_multiple(sparse, STRIDE))
@@ -121,7 +124,8 @@ def lspkd_teacher() -> LSPKDNet:
 
 
 @register("lspkd_student")
-def lspkd_student(width: float = 0.5, adapters: bool = False, guided: bool = False) -> LSPKDNet:
+def lspkd_student(width: float = 0.5, adapters: bool = False, guided: bool = False,
+                  guide_max_depth: float = GUIDE_MAX_DEPTH) -> LSPKDNet:
     """LSPKD student: ResNet18 encoders, all channels x ``width``.
 
     ``adapters=True`` adds the distillation's dimension-matching 1x1 convs phi (student width ->
@@ -136,5 +140,7 @@ def lspkd_student(width: float = 0.5, adapters: bool = False, guided: bool = Fal
     Why: the classical fill is already good where the LiDAR is dense and carries no domain gap;
     the network only learns the corrections (edges from the image, the region above the LiDAR),
     which transfer from synthetic training data to real sensors far better than absolute depth.
+    ``guide_max_depth``: LiDAR points at or beyond it are left out of the prefill (a long-range
+    LiDAR's far points need it above their range).
     """
-    return LSPKDNet(depth=18, width=width, adapters=adapters, guided=guided)
+    return LSPKDNet(depth=18, width=width, adapters=adapters, guided=guided, guide_max_depth=guide_max_depth)

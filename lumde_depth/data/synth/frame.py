@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-from scipy.ndimage import correlate1d
+import io
 
-from lumde_depth.data.synth.camera import camera_rays
-from lumde_depth.data.synth.lidar import LidarConfig, lidar_returns, ray_grid
+import numpy as np
+from PIL import Image
+from scipy.ndimage import correlate1d, gaussian_filter
+
+from lumde_depth.data.synth.camera import CameraConfig, camera_rays
+from lumde_depth.data.synth.lidar import LidarConfig, lidar_returns, mixed_returns, motion_distort, ray_grid, sweep
 from lumde_depth.data.synth.raycast import (PLANE, Primitives, any_hit_towards, camera_rects, cast_grid, lidar_rects,
                                             surface_frame)
 from lumde_depth.data.synth.scene import SIDEWALK, SKY, Scene
@@ -52,24 +55,28 @@ class Renderer:
 
     def __init__(self, calib: Calibration, lidar: LidarConfig, gt_max_depth: float = 80.0,
                  dense_max_depth: float = 250.0, view_range: float = 300.0, gt_coverage: str = "dense",
-                 gt_density: float = 1.0) -> None:
+                 gt_density: float = 1.0, camera: CameraConfig | None = None) -> None:
         if calib.T_cam_lidar is None or calib.width is None or calib.height is None:
             raise ValueError("the renderer needs a calibration with T_cam_lidar, width and height")
         if gt_coverage not in GT_COVERAGES:
             raise ValueError(f"gt_coverage {gt_coverage!r} unknown; use one of {', '.join(GT_COVERAGES)}")
-        self.calib, self.lidar = calib, lidar
+        self.calib, self.lidar, self.camera = calib, lidar, camera or CameraConfig()
         self.gt_max_depth, self.dense_max_depth, self.view_range = gt_max_depth, dense_max_depth, view_range
         self.gt_coverage, self.gt_density = gt_coverage, gt_density
         self.rays = camera_rays(calib)
         self.T_vehicle_cam = np.linalg.inv(calib.T_cam_lidar)
-        self.lidar_dirs, self.elevations, self.azimuth0 = ray_grid(lidar)
+        self.grid = ray_grid(lidar)
+        self.lidar_dirs, self.elevations, self.azimuth0 = self.grid
         self.azimuth_step = 2 * np.pi / self.lidar_dirs.shape[1]
 
-    def render(self, scene: Scene, time: float, T_world_vehicle: np.ndarray, rng: np.random.Generator) -> Frame:
+    def render(self, scene: Scene, time: float, T_world_vehicle: np.ndarray, rng: np.random.Generator,
+               motion: tuple[np.ndarray, np.ndarray] | None = None) -> Frame:
+        """The frame at ``time``; ``motion`` (rotation vector, translation) is the LiDAR's motion over
+        half a sweep, used when ``lidar.motion_distortion`` is on."""
         x = T_world_vehicle[0, 3]
         prims = scene.at(time, x - self.lidar.max_range, x + self.view_range)
         rgb, depth, material = self._camera(scene, prims, T_world_vehicle, rng)
-        points = self._lidar(scene, prims, T_world_vehicle, rng)
+        points = self._lidar(scene, prims, T_world_vehicle, rng, motion)
         c = self.calib
         sparse = project_points(points, c.T_cam_lidar, c.P, c.width, c.height)
         groundtruth = np.where(depth <= self.gt_max_depth, depth, 0.0).astype(np.float32)
@@ -122,26 +129,30 @@ class Renderer:
             colour[hit] = shaded + (HORIZON - shaded) * haze
             material[hit] = prims.material[pid]
         depth = np.where((idx >= 0) & (t <= self.dense_max_depth), t, 0.0).astype(np.float32)
-        image = colour.reshape(c.height, c.width, 3).astype(np.float32) * np.float32(rng.uniform(0.85, 1.1))
-        rgb = _to_srgb8(_soften(image), rng)
+        rgb = develop(colour.reshape(c.height, c.width, 3).astype(np.float32), self.camera, rng)
         return rgb, depth.reshape(c.height, c.width), material.reshape(c.height, c.width)
 
-    def _lidar(self, scene: Scene, prims: Primitives, T_world_vehicle: np.ndarray,
-               rng: np.random.Generator) -> np.ndarray:
+    def _lidar(self, scene: Scene, prims: Primitives, T_world_vehicle: np.ndarray, rng: np.random.Generator,
+               motion: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         R, origin = T_world_vehicle[:3, :3], T_world_vehicle[:3, 3]
-        dirs = self.lidar_dirs @ R.T
+        rays = sweep(self.lidar, self.grid, rng)
+        dirs = rays.dirs @ R.T
         rects = lidar_rects(prims, np.linalg.inv(T_world_vehicle), self.elevations, self.azimuth0,
-                            self.azimuth_step, self.lidar.max_range)
+                            self.azimuth_step, self.lidar.max_range, row_margin=int(self.lidar.scattered))
         t, idx = cast_grid(prims, origin, dirs, rects)
+        if self.lidar.mixed_return > 0:
+            t = mixed_returns(t, self.lidar.mixed_return, rng)
         t, idx = t.reshape(-1), idx.reshape(-1)
-        hit = np.flatnonzero((idx >= 0) & (t <= self.lidar.max_range + 1.0))
+        hit = np.flatnonzero((idx >= 0) & (t <= self.lidar.max_range + 1.0) & rays.active.reshape(-1))
         pid = idx[hit]
         world_dirs = dirs.reshape(-1, 3)[hit]
         points = origin + t[hit, None] * world_dirs
         local, normals = surface_frame(prims, pid, points)
         _, reflect, glass = surface(prims, pid, points, local, normals, scene.road)
         keep, ranges, intensity = lidar_returns(self.lidar, rng, world_dirs, t[hit], normals, reflect, glass)
-        xyz = self.lidar_dirs.reshape(-1, 3)[hit[keep]] * ranges[:, None]
+        xyz = rays.dirs.reshape(-1, 3)[hit[keep]] * ranges[:, None]
+        if self.lidar.motion_distortion and motion is not None:
+            xyz = motion_distort(xyz, rays.time.reshape(-1)[hit[keep]], *motion)
         return np.concatenate([xyz, intensity[:, None]], axis=1).astype(np.float32)
 
 
@@ -155,9 +166,35 @@ def _soften(image: np.ndarray) -> np.ndarray:
     return correlate1d(correlate1d(image, _BLUR, axis=0, mode="nearest"), _BLUR, axis=1, mode="nearest")
 
 
-def _to_srgb8(linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Gamma-encode linear radiance in [0, 1] to uint8 with about 1.5 levels of sensor noise."""
+def _to_srgb8(linear: np.ndarray, rng: np.random.Generator, read_noise: float = 1.5,
+              shot_noise: float = 0.0) -> np.ndarray:
+    """Gamma-encode linear radiance in [0, 1] to uint8 with sensor noise: ``read_noise`` levels
+    (Gaussian) and, if set, photon noise of ``shot_noise`` levels at full white."""
     index = (np.clip(linear, 0.0, 1.0) * np.float32(4095.0) + np.float32(0.5)).astype(np.int32)
     out = _GAMMA_LUT[index]
-    out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(1.5)
+    sigma = np.float32(read_noise)
+    if shot_noise > 0:
+        sigma = np.sqrt(sigma ** 2 + np.float32(shot_noise) ** 2 * out / np.float32(255.0))
+    out += rng.standard_normal(out.shape, dtype=np.float32) * sigma
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def develop(radiance: np.ndarray, camera: CameraConfig, rng: np.random.Generator) -> np.ndarray:
+    """The camera's picture ``(H, W, 3)`` uint8 of linear ``radiance``: a random exposure gain, the
+    optics' softness (plus ``camera.blur``), vignetting, gamma, sensor noise, JPEG. With the default
+    :class:`CameraConfig` only the gain, the softness and the read noise apply (KITTI-like)."""
+    image = radiance * np.float32(rng.uniform(*camera.exposure))
+    image = _soften(image)
+    if camera.blur > 0:
+        image = gaussian_filter(image, sigma=(camera.blur, camera.blur, 0.0), mode="nearest")
+    if camera.vignetting > 0:
+        h, w = image.shape[:2]
+        y, x = np.linspace(-1.0, 1.0, h, dtype=np.float32), np.linspace(-1.0, 1.0, w, dtype=np.float32)
+        r2 = (x[None, :] ** 2 + y[:, None] ** 2) / 2.0
+        image = image * (1.0 - np.float32(camera.vignetting) * r2)[..., None]
+    rgb = _to_srgb8(image, rng, camera.read_noise, camera.shot_noise)
+    if camera.jpeg_quality:
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, format="JPEG", quality=camera.jpeg_quality)
+        rgb = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    return rgb

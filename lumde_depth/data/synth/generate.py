@@ -17,14 +17,15 @@ import numpy as np
 from tqdm import tqdm
 
 from lumde_depth.config import ConfigError, field
-from lumde_depth.data.synth.camera import T_vehicle_imu, kitti_rig
+from lumde_depth.data.synth.camera import KITTI_WIDTH, CameraConfig, T_vehicle_imu, rig
 from lumde_depth.data.synth.frame import GT_COVERAGES, Frame, Renderer
 from lumde_depth.data.synth.lidar import LidarConfig
+from lumde_depth.data.synth.rigs import RIGS, random_rig
 from lumde_depth.data.synth.scene import Scene, build_scene
-from lumde_depth.data.synth.sequence import EgoMotion, frame_times, oxts_packets
-from lumde_depth.data.synth.writers import (write_dc_frame, write_raw_frame, write_raw_meta,
-                                            selection_size, write_selection_frame,
-                                            written_calibration)
+from lumde_depth.data.synth.sequence import EgoMotion, frame_times, oxts_packets, sweep_motion
+from lumde_depth.data.synth.writers import (SYNTH_DATE, selection_size, write_dc_frame, write_raw_frame,
+                                            write_raw_meta, write_selection_frame, written_calibration)
+from lumde_depth.geometry.calibration import Calibration
 
 LAYOUTS = ("kitti_dc", "kitti_raw")
 
@@ -40,7 +41,13 @@ class SynthConfig:
     seed: int = field(0, low=0, doc="random seed; the same seed gives byte-identical files")
     layout: str = field("kitti_dc", choices=LAYOUTS, doc="kitti_dc (depth completion + raw) or kitti_raw")
     workers: int = field(2, low=1, high=256, doc="processes rendering frames")
-    camera_scale: float = field(1.0, low=0.05, high=1.0, doc="image size relative to KITTI's 1242x375")
+    camera_scale: float = field(1.0, low=0.05, high=1.0, doc="image size relative to the camera's own "
+                                                             "(KITTI's 1242x375 by default)")
+    max_width: int = field(0, low=0, high=8192, doc="scale images down further to at most this width (0: no limit)")
+    rig: str = field("fixed", choices=RIGS,
+                     doc="fixed: the camera / lidar keys as set (default KITTI's); random: a new rig per drive "
+                         "(image size, focal length, mounting, LiDAR pattern and range, image formation, scene "
+                         "style; see lumde_depth/data/synth/rigs.py)")
     gt_max_depth: float = field(80.0, low=1.0, high=255.0, doc="range of the KITTI-like ground truth (m)")
     gt_coverage: str = field("dense", choices=GT_COVERAGES,
                              doc="dense: ground truth at every pixel up to gt_max_depth; lidar: KITTI-like semi-dense, "
@@ -53,7 +60,11 @@ class SynthConfig:
     speed_max: float = field(12.0, low=0.0, high=40.0, doc="fastest mean ego speed (m/s)")
     parked_rate: float = field(0.55, low=0.0, high=1.0, doc="share of parking slots with a car")
     moving_cars: int = field(6, low=0, high=50, doc="moving cars per drive (half of them oncoming)")
-    lidar: LidarConfig = field(default_factory=LidarConfig, doc="spinning LiDAR model")
+    building_gap: float = field(0.15, low=0.0, high=0.95, doc="share of the building line left open (long views)")
+    pedestrians: float = field(0.0, low=0.0, high=50.0, doc="people standing on each sidewalk per 100 m")
+    lidar: LidarConfig = field(default_factory=LidarConfig, doc="LiDAR model (pattern, beams, range, artefacts)")
+    camera: CameraConfig = field(default_factory=CameraConfig, doc="camera (size, focal length, mounting, image "
+                                                                   "formation)")
 
 
 def split_frames(frames: int, sequences: int) -> list[int]:
@@ -73,23 +84,57 @@ def val_sequence_count(config: SynthConfig) -> int:
 
 
 @dataclass
+class Sensors:
+    """A drive's rig: the calibration written to its files, what readers get back, the renderer."""
+
+    rig: Calibration
+    calib: Calibration
+    renderer: Renderer
+
+    @staticmethod
+    def create(config: SynthConfig, camera: CameraConfig, lidar: LidarConfig) -> "Sensors":
+        full_width = camera.width or KITTI_WIDTH
+        scale = config.camera_scale if not config.max_width else min(config.camera_scale, config.max_width / full_width)
+        written = rig(camera, max(scale, 0.05))
+        calib = written_calibration(written)
+        renderer = Renderer(calib, lidar, config.gt_max_depth, config.dense_max_depth, gt_coverage=config.gt_coverage,
+                            gt_density=config.gt_density, camera=camera)
+        return Sensors(rig=written, calib=calib, renderer=renderer)
+
+
+@dataclass
 class Drive:
-    """One sequence: its scene, trajectory and frame times."""
+    """One sequence: its scene, trajectory, frame times, sensors and recording day."""
 
     scene: Scene
     ego: EgoMotion
     times: np.ndarray
+    sensors: Sensors
+    date: str
 
     @staticmethod
-    def create(config: SynthConfig, sequence: int, frames: int) -> "Drive":
+    def create(config: SynthConfig, sequence: int, frames: int, fixed: Sensors | None = None) -> "Drive":
+        """The drive ``sequence``; ``fixed``: the sensors of a fixed rig (else a random rig is drawn from
+        its own seed, so the scene and trajectory draws are the same whatever the rig)."""
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, sequence]))
+        if fixed is not None:
+            camera, lidar, scene_options = config.camera, config.lidar, {}
+            sensors, date = fixed, SYNTH_DATE
+        else:
+            camera, lidar, scene_options = random_rig(np.random.default_rng(
+                np.random.SeedSequence([config.seed, sequence, 2])), config.camera, config.lidar)
+            sensors = Sensors.create(config, camera, lidar)
+            date = (datetime(2000, 1, 1) + timedelta(days=sequence)).strftime("%Y_%m_%d")
+        options = {"parked_rate": config.parked_rate, "building_gap": config.building_gap,
+                   "pedestrians": config.pedestrians, **scene_options}
         speed = float(rng.uniform(config.speed_min, config.speed_max))
         times = frame_times(rng, frames)
         duration = float(times[-1]) + 0.1
         x_end = (speed + 2.0) * duration + 320.0
-        scene = build_scene(rng, -config.lidar.max_range - 10.0, x_end, duration, speed, config.parked_rate,
-                            config.moving_cars)
-        return Drive(scene=scene, ego=EgoMotion.random(rng, scene.ego_lane_y, speed), times=times)
+        scene = build_scene(rng, -lidar.max_range - 10.0, x_end, duration, speed, options["parked_rate"],
+                            config.moving_cars, options["building_gap"], options["pedestrians"])
+        return Drive(scene=scene, ego=EgoMotion.random(rng, scene.ego_lane_y, speed, lidar.height), times=times,
+                     sensors=sensors, date=date)
 
 
 class Generator:
@@ -97,22 +142,43 @@ class Generator:
 
     def __init__(self, config: SynthConfig, out: Path) -> None:
         self.config, self.out = config, Path(out)
-        self.rig = kitti_rig(config.camera_scale)          # what the calibration files get
-        self.calib = written_calibration(self.rig)          # what readers of those files get back
-        self.renderer = Renderer(self.calib, config.lidar, config.gt_max_depth, config.dense_max_depth,
-                                 gt_coverage=config.gt_coverage, gt_density=config.gt_density)
         if config.speed_min > config.speed_max:
             raise ConfigError(f"speed_min={config.speed_min} is above speed_max={config.speed_max}")
+        if len(config.camera.exposure) != 2 or config.camera.exposure[0] > config.camera.exposure[1]:
+            raise ConfigError(f"camera.exposure must be [low, high] with low <= high, got {config.camera.exposure}")
+        try:
+            self.fixed = Sensors.create(config, config.camera, config.lidar) if config.rig == "fixed" else None
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.counts = split_frames(config.frames, config.sequences)
         self.n_val = val_sequence_count(config) if config.layout == "kitti_dc" else 0
         self.raw_root = self.out / "raw" if config.layout == "kitti_dc" else self.out
         self._drives: dict[int, Drive] = {}
+        self._current = 0
 
     def drive(self, sequence: int) -> Drive:
         """The sequence's drive; only the last one is kept (frames come sequence by sequence)."""
         if sequence not in self._drives:
-            self._drives = {sequence: Drive.create(self.config, sequence, self.counts[sequence])}
+            self._drives = {sequence: Drive.create(self.config, sequence, self.counts[sequence], self.fixed)}
+        self._current = sequence
         return self._drives[sequence]
+
+    @property
+    def sensors(self) -> Sensors:
+        """The sensors of the fixed rig, or of the drive rendered last (a random rig)."""
+        return self.fixed if self.fixed is not None else self.drive(self._current).sensors
+
+    @property
+    def rig(self) -> Calibration:
+        return self.sensors.rig
+
+    @property
+    def calib(self) -> Calibration:
+        return self.sensors.calib
+
+    @property
+    def renderer(self) -> Renderer:
+        return self.sensors.renderer
 
     def split(self, sequence: int) -> str:
         return "val" if sequence >= self.config.sequences - self.n_val else "train"
@@ -121,27 +187,30 @@ class Generator:
         drive = self.drive(sequence)
         time = float(drive.times[index])
         rng = np.random.default_rng(np.random.SeedSequence([self.config.seed, sequence, 1, index]))
-        return self.renderer.render(drive.scene, time, drive.ego.pose(time), rng)
+        renderer = drive.sensors.renderer
+        motion = sweep_motion(drive.ego, time) if renderer.lidar.motion_distortion else None
+        return renderer.render(drive.scene, time, drive.ego.pose(time), rng, motion)
 
     def write(self, sequence: int, index: int) -> tuple[int, float]:
         """Render and write one frame; returns its LiDAR point count and projected density."""
         frame = self.render(sequence, index)
-        write_raw_frame(self.raw_root, sequence, index, frame)
+        date = self.drive(sequence).date
+        write_raw_frame(self.raw_root, sequence, index, frame, date)
         if self.config.layout == "kitti_dc":
             split = self.split(sequence)
-            write_dc_frame(self.out, split, sequence, index, frame)
+            write_dc_frame(self.out, split, sequence, index, frame, date)
             if split == "val":
-                write_selection_frame(self.out, sequence, index, frame, self.calib,
-                                      selection_size(self.config.camera_scale))
+                write_selection_frame(self.out, sequence, index, frame, self.drive(sequence).sensors.calib,
+                                      selection_size(self.config.camera_scale), date)
         return len(frame.points), float((frame.sparse > 0).mean())
 
     def write_meta(self) -> None:
         """Calibration, timestamps and OXTS packets of every drive (cheap: done in the parent process)."""
-        start = datetime(2000, 1, 1, 12, 0, 0)
         for sequence in range(self.config.sequences):
             drive = self.drive(sequence)
-            write_raw_meta(self.raw_root, sequence, self.rig, drive.times, start + timedelta(minutes=sequence),
-                           oxts_packets(drive.ego, drive.times, T_vehicle_imu()))
+            start = datetime.strptime(drive.date, "%Y_%m_%d") + timedelta(hours=12, minutes=sequence)
+            write_raw_meta(self.raw_root, sequence, drive.sensors.rig, drive.times, start,
+                           oxts_packets(drive.ego, drive.times, T_vehicle_imu()), date=drive.date)
 
     def tasks(self) -> Iterator[tuple[int, int]]:
         for sequence, count in enumerate(self.counts):

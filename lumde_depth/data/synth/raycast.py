@@ -218,13 +218,15 @@ def camera_rects(p: Primitives, T_cam_world: np.ndarray, K: np.ndarray, width: i
 
 
 def lidar_rects(p: Primitives, T_sensor_world: np.ndarray, elevations: np.ndarray, azimuth0: float,
-                azimuth_step: float, max_range: float) -> list[list[Rect]]:
+                azimuth_step: float, max_range: float, row_margin: int = 0) -> list[list[Rect]]:
     """(ring, column) rectangles each primitive can cover in a spinning LiDAR's ray grid.
 
     ``elevations`` are the rings' elevation angles (radians, descending); column ``j`` has azimuth
     ``azimuth0 + j * azimuth_step``. Azimuth extremes of a convex body that does not surround the
     spin axis are at its vertices; elevation bounds use the nearest and farthest horizontal distance
-    of its bounding circle, which is conservative.
+    of its bounding circle, which is conservative. ``row_margin`` widens each rectangle by that many
+    rows on both sides: for rays anywhere inside their grid cell (non-scanning patterns) rather than on
+    the ring's elevation.
     """
     n_rings, n_cols = len(elevations), int(round(2 * np.pi / azimuth_step))
     corners = p.corners() @ T_sensor_world[:3, :3].T + T_sensor_world[:3, 3]
@@ -248,8 +250,8 @@ def lidar_rects(p: Primitives, T_sensor_world: np.ndarray, elevations: np.ndarra
         if p.kind[i] == PLANE:
             rects.append([(0, n_rings, 0, n_cols)])
             continue
-        r0 = int(np.searchsorted(neg, -el_hi[i] - 1e-9, side="left"))
-        r1 = int(np.searchsorted(neg, -el_lo[i] + 1e-9, side="right"))
+        r0 = max(0, int(np.searchsorted(neg, -el_hi[i] - 1e-9, side="left")) - row_margin)
+        r1 = min(n_rings, int(np.searchsorted(neg, -el_lo[i] + 1e-9, side="right")) + row_margin)
         if r0 >= r1 or too_far[i]:
             rects.append([])
             continue

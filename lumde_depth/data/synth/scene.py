@@ -14,7 +14,7 @@ import numpy as np
 from lumde_depth.data.synth.raycast import BOX, CYLINDER, ELLIPSOID, PLANE, Primitives
 
 # Materials, also the ids of Frame.material (the shading and LiDAR reflectivity of each are in texture.py).
-SKY, GROUND, SIDEWALK, BUILDING, CAR_BODY, CAR_CABIN, WHEEL, POLE, TRUNK, FOLIAGE = range(-1, 9)
+SKY, GROUND, SIDEWALK, BUILDING, CAR_BODY, CAR_CABIN, WHEEL, POLE, TRUNK, FOLIAGE, PERSON = range(-1, 10)
 
 _FACADE_COLOURS = np.array([[0.72, 0.66, 0.55], [0.55, 0.30, 0.22], [0.62, 0.62, 0.60], [0.85, 0.83, 0.78],
                             [0.70, 0.55, 0.32], [0.45, 0.47, 0.50], [0.78, 0.72, 0.64], [0.60, 0.42, 0.35]])
@@ -108,9 +108,12 @@ class Scene:
 
 
 def build_scene(rng: np.random.Generator, x_start: float, x_end: float, duration: float, ego_speed: float,
-                parked_rate: float = 0.55, moving_cars: int = 6) -> Scene:
+                parked_rate: float = 0.55, moving_cars: int = 6, building_gap: float = 0.15,
+                pedestrians: float = 0.0) -> Scene:
     """A random street covering ``x_start..x_end`` and the traffic of a ``duration``-second drive
-    (the ego car starts at x = 0 in one of the right-hand lanes and drives at about ``ego_speed``)."""
+    (the ego car starts at x = 0 in one of the right-hand lanes and drives at about ``ego_speed``).
+    ``building_gap``: share of the building line left open (side streets, open land: long views);
+    ``pedestrians``: people standing on each sidewalk per 100 m."""
     lanes = int(rng.integers(1, 3))
     road = Road(lane_width=float(rng.uniform(3.1, 3.6)), lanes=lanes, parking=float(rng.uniform(2.0, 2.6)),
                 sidewalk=float(rng.uniform(2.0, 4.0)), kerb=float(rng.uniform(0.10, 0.16)),
@@ -120,9 +123,11 @@ def build_scene(rng: np.random.Generator, x_start: float, x_end: float, duration
     b.add(PLANE, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 0.0, GROUND, (0.3, 0.3, 0.3))
     for side in (-1.0, 1.0):
         _sidewalks(b, road, side, x_start, x_end)
-        _buildings(b, rng, road, side, x_start, x_end)
+        _buildings(b, rng, road, side, x_start, x_end, building_gap)
         _street_furniture(b, rng, road, side, x_start, x_end)
         _parked_cars(b, rng, road, side, x_start, x_end, parked_rate)
+        if pedestrians > 0:
+            _pedestrians(b, rng, road, side, x_start, x_end, pedestrians)
     static = b.build()
 
     m = _Builder()
@@ -158,10 +163,11 @@ def _sidewalks(b: _Builder, road: Road, side: float, x_start: float, x_end: floa
               SIDEWALK, (0.55, 0.54, 0.52))
 
 
-def _buildings(b: _Builder, rng: np.random.Generator, road: Road, side: float, x_start: float, x_end: float) -> None:
+def _buildings(b: _Builder, rng: np.random.Generator, road: Road, side: float, x_start: float, x_end: float,
+               gap: float = 0.15) -> None:
     x = x_start
     while x < x_end:
-        if rng.random() < 0.15:  # a side street or a gap between houses
+        if rng.random() < gap:  # a side street or a gap between houses
             x += rng.uniform(6.0, 16.0)
             continue
         length, depth, height = rng.uniform(8.0, 28.0), rng.uniform(8.0, 14.0), rng.uniform(5.0, 22.0)
@@ -203,3 +209,22 @@ def _parked_cars(b: _Builder, rng: np.random.Generator, road: Road, side: float,
         if rng.random() < rate:
             yaw = (0.0 if rng.random() < 0.7 else np.pi) + rng.normal(0.0, 0.03)
             add_car(b, rng, float(x + rng.uniform(-0.6, 0.6)), float(y + rng.uniform(-0.2, 0.2)), float(yaw))
+
+
+_CLOTHES = np.array([[0.10, 0.10, 0.12], [0.45, 0.12, 0.10], [0.15, 0.22, 0.45], [0.70, 0.68, 0.62],
+                     [0.30, 0.35, 0.20], [0.55, 0.45, 0.30]])
+
+
+def _pedestrians(b: _Builder, rng: np.random.Generator, road: Road, side: float, x_start: float, x_end: float,
+                 per_100m: float) -> None:
+    """People standing on the sidewalk: a body cylinder and a head ellipsoid each (thin, tall objects
+    with depth edges on both sides, at the kerb's height)."""
+    count = int(rng.poisson(per_100m * (x_end - x_start) / 100.0))
+    xs = rng.uniform(x_start, x_end, count)
+    ys = side * (road.half_width + rng.uniform(0.6, max(0.7, road.sidewalk - 0.4), count))
+    for x, y in zip(xs, ys):
+        height, radius = rng.uniform(1.45, 1.75), rng.uniform(0.17, 0.25)
+        colour = _CLOTHES[rng.integers(len(_CLOTHES))]
+        body = height - 0.25
+        b.add(CYLINDER, (x, y, road.kerb + body / 2), (radius, radius, body / 2), 0.0, PERSON, colour)
+        b.add(ELLIPSOID, (x, y, road.kerb + body + 0.12), (0.1, 0.1, 0.13), 0.0, PERSON, (0.62, 0.47, 0.38))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+from transforms3d.axangles import mat2axangle
 from transforms3d.euler import euler2mat, mat2euler
 
 from lumde_depth.data.synth.camera import LIDAR_HEIGHT
@@ -38,15 +39,17 @@ class EgoMotion:
     pitch_amp: float     # rad
     roll_amp: float      # rad
     bounce_freq: float   # rad/s
+    height: float = LIDAR_HEIGHT  # the vehicle (LiDAR) frame's height above the road (m)
 
     @staticmethod
-    def random(rng: np.random.Generator, lane_y: float, speed: float) -> "EgoMotion":
+    def random(rng: np.random.Generator, lane_y: float, speed: float, height: float = LIDAR_HEIGHT) -> "EgoMotion":
         return EgoMotion(lane_y=lane_y, speed=speed, speed_amp=float(rng.uniform(0.0, min(1.5, speed / 2))),
                          speed_freq=float(rng.uniform(0.2, 0.6)), speed_phase=float(rng.uniform(0, 2 * np.pi)),
                          sway_amp=float(rng.uniform(0.0, 0.25)), sway_freq=float(rng.uniform(0.2, 0.5)),
                          sway_phase=float(rng.uniform(0, 2 * np.pi)),
                          pitch_amp=float(np.deg2rad(rng.uniform(0.1, 0.5))),
-                         roll_amp=float(np.deg2rad(rng.uniform(0.1, 0.4))), bounce_freq=float(rng.uniform(4.0, 9.0)))
+                         roll_amp=float(np.deg2rad(rng.uniform(0.1, 0.4))), bounce_freq=float(rng.uniform(4.0, 9.0)),
+                         height=height)
 
     def x(self, t: float | np.ndarray) -> float | np.ndarray:
         """Distance driven along the street at time ``t`` (integral of the speed)."""
@@ -64,8 +67,16 @@ class EgoMotion:
         roll = self.roll_amp * np.sin(0.7 * self.bounce_freq * t + 1.0)
         T = np.eye(4)
         T[:3, :3] = euler2mat(roll, pitch, yaw, "sxyz")
-        T[:3, 3] = (x, y, LIDAR_HEIGHT + 0.01 * np.sin(self.bounce_freq * t))
+        T[:3, 3] = (x, y, self.height + 0.01 * np.sin(self.bounce_freq * t))
         return T
+
+
+def sweep_motion(ego: EgoMotion, t: float, half_period: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """The vehicle's motion over half a LiDAR sweep after ``t``, in its frame at ``t``: (rotation vector,
+    translation), what :func:`~lumde_depth.data.synth.lidar.motion_distort` interpolates."""
+    rel = np.linalg.inv(ego.pose(t)) @ ego.pose(t + half_period)
+    axis, angle = mat2axangle(rel[:3, :3], unit_thresh=1e-5)
+    return np.asarray(axis) * angle, rel[:3, 3]
 
 
 def frame_times(rng: np.random.Generator, frames: int) -> np.ndarray:

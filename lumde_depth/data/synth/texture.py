@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from lumde_depth.data.synth.raycast import Primitives
-from lumde_depth.data.synth.scene import (BUILDING, CAR_BODY, CAR_CABIN, FOLIAGE, GROUND, POLE, SIDEWALK, TRUNK,
-                                          WHEEL, Road)
+from lumde_depth.data.synth.scene import (BUILDING, CAR_BODY, CAR_CABIN, FOLIAGE, GROUND, PERSON, POLE, SIDEWALK,
+                                          TRUNK, WHEEL, Road)
 
 _GLASS = np.array([0.06, 0.08, 0.11])
 HORIZON, ZENITH = np.array([0.80, 0.85, 0.90]), np.array([0.32, 0.52, 0.85])
@@ -132,8 +132,13 @@ def _foliage(p, local, normals, base, size, road):
     return base * (0.5 + 1.0 * leaves)[:, None], np.full(len(p), 0.35), None
 
 
+def _person(p, local, normals, base, size, road):
+    folds = value_noise(local[:, 0] * 6.0 + local[:, 1] * 6.0, local[:, 2] * 3.0, 71, 2)
+    return base * (0.75 + 0.5 * folds)[:, None], np.full(len(p), 0.3), None
+
+
 _MATERIALS = {GROUND: _ground, SIDEWALK: _sidewalk, BUILDING: _facade, CAR_BODY: _car_body, CAR_CABIN: _cabin,
-              WHEEL: _wheel, POLE: _pole, TRUNK: _trunk, FOLIAGE: _foliage}
+              WHEEL: _wheel, POLE: _pole, TRUNK: _trunk, FOLIAGE: _foliage, PERSON: _person}
 
 
 def surface(prims: Primitives, idx: np.ndarray, points: np.ndarray, local: np.ndarray, normals: np.ndarray,

@@ -45,8 +45,8 @@ def drive_name(sequence: int, date: str = SYNTH_DATE) -> str:
     return f"{date}_drive_{sequence + 1:04d}_sync"
 
 
-def raw_drive_dir(root: Path, sequence: int) -> Path:
-    return Path(root) / SYNTH_DATE / drive_name(sequence)
+def raw_drive_dir(root: Path, sequence: int, date: str = SYNTH_DATE) -> Path:
+    return Path(root) / date / drive_name(sequence, date)
 
 
 def written_calibration(calib: Calibration) -> Calibration:
@@ -61,9 +61,9 @@ def written_calibration(calib: Calibration) -> Calibration:
         return read_kitti_raw_calib(folder, camera=2)
 
 
-def write_raw_frame(root: Path, sequence: int, index: int, frame: Frame) -> None:
+def write_raw_frame(root: Path, sequence: int, index: int, frame: Frame, date: str = SYNTH_DATE) -> None:
     """The camera image and the Velodyne scan of one frame, in a KITTI raw drive."""
-    drive = raw_drive_dir(root, sequence)
+    drive = raw_drive_dir(root, sequence, date)
     image = drive / "image_02" / "data" / f"{index:010d}.png"
     scan = drive / "velodyne_points" / "data" / f"{index:010d}.bin"
     image.parent.mkdir(parents=True, exist_ok=True)
@@ -97,18 +97,19 @@ OXTS_FORMAT = (
 
 
 def write_raw_meta(root: Path, sequence: int, calib: Calibration, times: np.ndarray, start: datetime,
-                   oxts: np.ndarray, scan_period: float = 0.1) -> None:
+                   oxts: np.ndarray, scan_period: float = 0.1, date: str = SYNTH_DATE) -> None:
     """Calibration of the date folder, the drive's timestamp files and its OXTS packets.
 
     The camera is triggered when the spinning LiDAR faces forward, half-way through its scan, as on
     the KITTI car: a scan starts ``scan_period / 2`` before the image and ends as long after it.
+    ``date`` is the recording-day folder, which holds the calibration (one rig per day).
     """
     root = Path(root)
-    write_kitti_raw_calib(root / SYNTH_DATE, calib, R_rect_00=R_RECT_00)
-    (root / SYNTH_DATE / "calib_imu_to_velo.txt").write_text(
+    write_kitti_raw_calib(root / date, calib, R_rect_00=R_RECT_00)
+    (root / date / "calib_imu_to_velo.txt").write_text(
         "calib_time: written by lumde_depth\n" + "R: " + " ".join(f"{v:.12e}" for v in IMU_TO_VELO_R.ravel())
         + "\nT: " + " ".join(f"{v:.12e}" for v in IMU_TO_VELO_T) + "\n")
-    drive = raw_drive_dir(root, sequence)
+    drive = raw_drive_dir(root, sequence, date)
     files = {drive / "image_02" / "timestamps.txt": times,
              drive / "velodyne_points" / "timestamps.txt": times,
              drive / "velodyne_points" / "timestamps_start.txt": times - scan_period / 2,
@@ -124,9 +125,9 @@ def write_raw_meta(root: Path, sequence: int, calib: Calibration, times: np.ndar
         (drive / "oxts" / "data" / f"{index:010d}.txt").write_text(text + "\n")
 
 
-def write_dc_frame(root: Path, split: str, sequence: int, index: int, frame: Frame) -> None:
+def write_dc_frame(root: Path, split: str, sequence: int, index: int, frame: Frame, date: str = SYNTH_DATE) -> None:
     """Projected LiDAR depth and ground truth of one frame, in the depth-completion layout."""
-    proj = Path(root) / split / drive_name(sequence) / "proj_depth"
+    proj = Path(root) / split / drive_name(sequence, date) / "proj_depth"
     name = f"{index:010d}.png"
     write_depth_png(proj / "velodyne_raw" / "image_02" / name, frame.sparse)
     write_depth_png(proj / "groundtruth" / "image_02" / name, frame.groundtruth)
@@ -139,12 +140,16 @@ def selection_size(camera_scale: float = 1.0) -> tuple[int, int]:
 
 
 def write_selection_frame(root: Path, sequence: int, index: int, frame: Frame, calib: Calibration,
-                          size: tuple[int, int] = SELECTION_SIZE) -> None:
+                          size: tuple[int, int] = SELECTION_SIZE, date: str = SYNTH_DATE) -> None:
     """A ``val_selection_cropped`` frame: the bottom-centre crop of ``size`` (KITTI's 1216x352 at full
-    resolution, :func:`selection_size`) and its shifted intrinsics."""
-    box = bottom_center_box(*frame.rgb.shape[:2], *size)
+    resolution, :func:`selection_size`) and its shifted intrinsics. A camera smaller than the crop
+    (another rig's) has no selection frame."""
+    try:
+        box = bottom_center_box(*frame.rgb.shape[:2], *size)
+    except ValueError:
+        return
     folder = Path(root) / "depth_selection" / "val_selection_cropped"
-    stem = f"{drive_name(sequence)}_{{}}_{index:010d}_image_02"
+    stem = f"{drive_name(sequence, date)}_{{}}_{index:010d}_image_02"
     for sub in ("image", "velodyne_raw", "groundtruth_depth", "intrinsics"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     rgb, K = crop(frame.rgb, calib.K, *box)
