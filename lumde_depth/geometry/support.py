@@ -44,8 +44,11 @@ class LidarCoverage:
         height, width = self.hit.shape
         self.rows, self.cols = np.nonzero(self.hit)   # sorted by row, then column
         count = np.bincount(self.cols, minlength=width)
-        self.top = np.where(count > 0, self.hit.argmax(axis=0), height)
-        self.bottom = np.where(count > 0, height - 1 - self.hit[::-1].argmax(axis=0), -1)
+        # per column the first / last row: with repeated indices the last assignment wins
+        self.top = np.full(width, height, np.int64)
+        self.top[self.cols[::-1]] = self.rows[::-1]
+        self.bottom = np.full(width, -1, np.int64)
+        self.bottom[self.cols] = self.rows
         several = count > 1
         vertical = (self.bottom[several] - self.top[several]) / (count[several] - 1)
         horizontal = np.diff(self.cols)[np.diff(self.rows) == 0]
@@ -65,18 +68,16 @@ class LidarCoverage:
         return (rows >= top[None, :]) & (rows <= bottom[None, :])
 
     def distance(self, cell: int = 1) -> np.ndarray:
-        """``(H, W)`` float32 pixels from each pixel to the nearest LiDAR pixel, on a grid of ``cell`` x
-        ``cell`` blocks (exact for 1, within one block otherwise); inf where there is no point."""
+        """``(ceil(H / cell), ceil(W / cell))`` float32 pixels from each ``cell`` x ``cell`` block to the nearest
+        block holding a LiDAR pixel (the exact pixel distance for ``cell`` 1, within one block otherwise);
+        inf where there is no point."""
         height, width = self.hit.shape
+        shape = (-(-height // cell), -(-width // cell))
         if self.rows.size == 0:
-            return np.full((height, width), np.inf, np.float32)
-        cell = max(1, int(cell))
-        if cell == 1:
-            return ndimage.distance_transform_edt(~self.hit).astype(np.float32)
-        coarse = np.ones((-(-height // cell), -(-width // cell)), bool)
-        coarse[self.rows // cell, self.cols // cell] = False
-        dist = ndimage.distance_transform_edt(coarse).astype(np.float32) * np.float32(cell)
-        return dist[np.arange(height) // cell][:, np.arange(width) // cell]
+            return np.full(shape, np.inf, np.float32)
+        empty = np.ones(shape, bool)
+        empty[self.rows // cell, self.cols // cell] = False
+        return ndimage.distance_transform_edt(empty).astype(np.float32) * np.float32(cell)
 
 
 def _window_extreme(values: np.ndarray, half: int, reduce: np.ufunc, fill: float) -> np.ndarray:
@@ -116,13 +117,16 @@ def support_mask(depth: np.ndarray, sparse: np.ndarray, fx: float, max_gap: floa
     support = coverage.field_of_view()
     support &= depth > 0   # False for NaN too
     if max_gap > 0:
+        # on blocks of about a third of the ring spacing (the block's top-left depth stands for it): within
+        # density_factor ring spacings, or within max_gap metres at that depth (no division)
         spacing = coverage.spacing[0] if np.isfinite(coverage.spacing[0]) else 1.0
-        dist = coverage.distance(cell=max(1, int(spacing // 3)))
-        # within density_factor ring spacings, or within max_gap metres at the pixel's depth (no division)
+        cell = max(1, int(spacing // 3))
+        dist = coverage.distance(cell)
         near = dist <= np.float32(density_factor * spacing)
         with np.errstate(invalid="ignore", over="ignore"):   # inf distance x depth: far, as meant
-            near |= dist * depth <= np.float32(max_gap * fx)
-        support &= near
+            near |= dist * depth[::cell, ::cell] <= np.float32(max_gap * fx)
+        height, width = depth.shape
+        support &= near[np.arange(height) // cell][:, np.arange(width) // cell]
     if depth_range is not None:
         support &= unsaturated(depth, depth_range)
     if confidence is not None and min_confidence > 0:
