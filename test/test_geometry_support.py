@@ -1,4 +1,4 @@
-"""support_mask: depth is supported inside the LiDAR's field of view, near its points, unsaturated, confident."""
+"""support_mask: depth is supported inside the LiDAR's field of view, near its points and unsaturated."""
 from __future__ import annotations
 
 import numpy as np
@@ -49,17 +49,15 @@ def test_columns_without_points_nearby_are_outside_the_field_of_view():
     assert support[60, 140].all() and not support[:, 160:].any()
 
 
-def test_saturated_and_unconfident_depth_is_unsupported():
+def test_saturated_depth_is_unsupported():
     sparse = _rings()
     depth = np.full((H, W), 20.0, np.float32)
     depth[60, 10], depth[62, 10] = 90.0, 0.5
     support = support_mask(depth, sparse, F, depth_range=(0.5, 90.0))
     assert not support[60, 10] and not support[62, 10] and support[61, 10]
-    assert unsaturated(np.array([0.0, 0.2, 89.9, 90.0], np.float32), (0.0, 90.0)).tolist() == [True, True, True, False]
-    confidence = np.ones((H, W), np.float32)
-    confidence[70, 20] = 0.1
-    support = support_mask(depth, sparse, F, confidence=confidence, min_confidence=0.5)
-    assert not support[70, 20] and support[71, 20]
+    values = np.array([0.0, 0.2, 89.9, 90.0, 120.0], np.float32)   # 120 m: a far LiDAR point past the clip
+    assert unsaturated(values, (0.0, 90.0)).tolist() == [True, True, True, False, True]
+    assert unsaturated(values, (0.0, np.inf)).all()
 
 
 def test_no_points_supports_nothing_and_bad_shapes_are_refused():

@@ -13,7 +13,6 @@ from the projected LiDAR itself (the z-buffered sparse depth of :func:`~.project
   ``max(density_factor * spacing, max_gap * fx / depth)`` pixels, where ``spacing`` is the median
   vertical gap between neighbouring points of a column (the ring spacing, ~10 px on KITTI) and
   ``max_gap`` is a lateral distance in metres at the pixel's depth;
-- **confident**: where the model gives a per-pixel confidence, at least ``min_confidence``;
 - **not saturated**: depth not at the model's output clip (a value at its clip is the network
   saturating, not a measurement; depth beyond it comes from far LiDAR points and stays).
 
@@ -86,27 +85,26 @@ def _window_extreme(values: np.ndarray, half: int, reduce: np.ufunc, fill: float
 
 
 def unsaturated(depth: np.ndarray, depth_range: tuple[float, float]) -> np.ndarray:
-    """``(H, W)`` bool: ``depth`` not at the model's output clip ``(low, high)`` (a value at the clip is the
-    network saturating, not a measurement; a ``low`` of 0 clips nothing at the near end). Depth beyond
-    ``high`` is not saturated: ``DepthCompleter`` carries LiDAR points beyond the model's range into the
-    depth (far points survive completion)."""
+    """``(H, W)`` bool: ``depth`` not at either end of the model's output clip ``(low, high)`` (a value at the
+    clip is the network saturating, not a measurement; a ``low`` of 0 clips nothing). Depth beyond ``high``
+    is kept: the LiDAR alignment carries far LiDAR points past the network's range."""
     low, high = depth_range
-    inside = np.abs(depth - np.float32(high)) > np.float32(high) * np.float32(1e-6) if np.isfinite(high) \
-        else np.ones(np.shape(depth), bool)   # an unclipped fill (classical backends)
+    tolerance = np.float32(1e-6)
+    inside = np.abs(depth - np.float32(high)) > np.float32(high) * tolerance if np.isfinite(high) \
+        else np.ones(depth.shape, bool)
     if low > 0:
-        inside &= depth > np.float32(low) * np.float32(1 + 1e-6)
+        inside &= np.abs(depth - np.float32(low)) > np.float32(low) * tolerance
     return inside
 
 
 def support_mask(depth: np.ndarray, sparse: np.ndarray, fx: float, max_gap: float = 1.0,
-                 density_factor: float = DENSITY_FACTOR, depth_range: tuple[float, float] | None = None,
-                 confidence: np.ndarray | None = None, min_confidence: float = 0.0) -> np.ndarray:
+                 density_factor: float = DENSITY_FACTOR, depth_range: tuple[float, float] | None = None) -> np.ndarray:
     """``(H, W)`` bool, True where the dense ``depth`` (metres, 0 = none) is supported by the projected LiDAR
     ``sparse`` (metres, 0 = no point) of the same image, whose focal length in pixels is ``fx``.
 
     See the module docstring for the rules. ``max_gap`` metres (0 = no distance test); ``depth_range``
-    ``(low, high)``: the model's output clip, values at either end are saturated (unsupported);
-    ``confidence`` ``(H, W)`` with ``min_confidence``: pixels below it are unsupported.
+    ``(low, high)``: the model's output clip, values at either end are saturated (unsupported). (The
+    model's own per-pixel confidence, ``min_confidence``, is applied next to this by the pipeline.)
     """
     depth, sparse = np.asarray(depth), np.asarray(sparse)
     if depth.shape != sparse.shape or depth.ndim != 2:
@@ -129,9 +127,4 @@ def support_mask(depth: np.ndarray, sparse: np.ndarray, fx: float, max_gap: floa
         support &= near[np.arange(height) // cell][:, np.arange(width) // cell]
     if depth_range is not None:
         support &= unsaturated(depth, depth_range)
-    if confidence is not None and min_confidence > 0:
-        confidence = np.asarray(confidence)
-        if confidence.shape != depth.shape:
-            raise ValueError(f"confidence {confidence.shape} must have the depth's shape {depth.shape}")
-        support &= confidence >= min_confidence
     return support
