@@ -260,10 +260,11 @@ def test_loud_failures_name_topics_qos_and_the_reason(ros_context, tmp_path, mod
     publisher is an incompatible-QoS warning (not silence); every set refused for want of an extrinsic makes
     /diagnostics name that reason, and the log proposes only what works here (no TF without tf2_ros)."""
     params = {"model": str(model_file), "backend": "torch", "device": "cpu", "qos_reliability": "reliable",
-              "diagnostics_period": 0.3, "log_throttle": 0.5, "threads": 1}
+              "output_reliability": "best_effort", "diagnostics_period": 0.3, "log_throttle": 0.5, "threads": 1}
     remaps = {"image": "/cam/image_raw", "camera_info": "/cam/camera_info", "points": "/lidar/points"}
     inputs = ("/cam/image_raw", "/cam/camera_info", "/lidar/points")
-    listener = harness.Listener(ros_context, {"/diagnostics": DiagnosticArray})
+    # a reliable subscriber of a best-effort output: incompatible too
+    listener = harness.Listener(ros_context, {"/diagnostics": DiagnosticArray, "/depth/image": Image})
     listener.node_name = f"lumde_depth_node_{uuid.uuid4().hex[:8]}"
     log = tmp_path / "node.log"
     node = harness.start_node(params, remaps, log=log, name=listener.node_name)
@@ -277,8 +278,8 @@ def test_loud_failures_name_topics_qos_and_the_reason(ros_context, tmp_path, mod
         wait(lambda: "[no_input]" in _node_log(tmp_path), "no [no_input] warning")
         start = next(line for line in _node_log(tmp_path).splitlines() if "]: mode " in line)
         assert ("inputs image '/cam/image_raw', camera_info '/cam/camera_info', points '/lidar/points' (Image; QoS "
-                "reliable, depth 5); outputs '/depth/image', '/depth/camera_info', '/depth/points', '/depth/colored', "
-                "'/diagnostics' (QoS reliable, depth 5)") in start
+                "reliable, depth 5); outputs '/depth/image', '/depth/camera_info', '/depth/points', '/depth/confidence', "
+                "'/depth/colored' (QoS best_effort, depth 5), '/diagnostics' (QoS reliable, depth 10)") in start
         assert ("waiting for image on '/cam/image_raw' (0 publishers), camera_info on '/cam/camera_info' "
                 "(0 publishers), points on '/lidar/points' (0 publishers)") in _node_log(tmp_path)
         wait(lambda: harness.diag_values(listener).get("_message", "").startswith("waiting for input: image on "
@@ -289,6 +290,9 @@ def test_loud_failures_name_topics_qos_and_the_reason(ros_context, tmp_path, mod
              int(harness.diag_values(listener).get("incompatible QoS: image", 0)) >= 1, "no incompatible-QoS warning")
         assert any("input '/cam/" in line and "qos_reliability:=best_available" in line
                    for line in _node_log(tmp_path).splitlines() if "[incompatible_qos]" in line)
+        assert any("output '/depth/image'" in line and "output_reliability:=reliable" in line
+                   for line in _node_log(tmp_path).splitlines() if "[incompatible_qos]" in line)
+        assert int(harness.diag_values(listener).get("incompatible QoS: depth/image", 0)) >= 1
         harness.stop(publisher)
 
         publisher = harness.start_publisher(small_file, rate=4.0, count=40, topics=inputs)
@@ -413,8 +417,9 @@ def test_large_messages_profile_best_effort_kitti(ros_context, tmp_path, model_f
 def test_default_launch_path_delivers_large_clouds_to_a_best_effort_subscriber(ros_context, tmp_path, model_file):
     """No profile set by hand: the node (the lumde_depth_node console script, as ros2 run and the launch files
     start it) applies the shipped large-message profile itself and says so; a best-effort depth/points
-    subscriber (this process, Fast DDS defaults) receives the 2.5 MB organized clouds of the sets it processes."""
-    frame = harness.synthetic_frame(240, 640, 20_000)
+    subscriber (this process, Fast DDS defaults) receives the 7.5 MB organized clouds (KITTI's image size) of the
+    sets it processes (without the profile: 2 of 16 in the same run, 9 of 16 at 640x240)."""
+    frame = harness.synthetic_frame(375, 1242, 20_000)
     frame_file = harness.save_frame(tmp_path / "frame.npz", frame)
     env = harness.ros_env()
     for name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "RMW_IMPLEMENTATION"):
@@ -444,8 +449,9 @@ def test_default_launch_path_delivers_large_clouds_to_a_best_effort_subscriber(r
     assert "the shipped large-message profile" in profile and "fastdds_large_messages_loopback.xml" in profile
     assert (tmp_path / "cache" / "dds" / "fastdds_large_messages_loopback.xml").is_file()
     assert "deprecated" not in _node_log(tmp_path) and "Error" not in _node_log(tmp_path)
-    assert listener.got["depth/points"][0].row_step * 240 > 2_000_000   # larger than Fast DDS's 512 kB segment
-    assert processed() >= 8 and len(clouds) >= 0.95 * processed(), (len(clouds), processed())
+    assert listener.got["depth/points"][0].row_step * 375 > 7_000_000   # far larger than Fast DDS's 512 kB segment
+    # best effort on 2 loaded cores: a few may be lost, not most (the bench measures the 95 % target)
+    assert processed() >= 8 and len(clouds) >= 0.8 * processed(), (len(clouds), processed())
 
 
 def test_monocular_mode_without_a_monocular_model_stops_with_a_clear_message(tmp_path):

@@ -61,7 +61,7 @@ class DepthNode(Node):
         self.params: NodeParams = declare(self)
         p = self.params
         self.stats = NodeStats()
-        self._last_log: dict[str, float] = {}
+        self._last_log: dict[tuple[str, str], float] = {}
         self.pipeline = self.mono_pipeline = None
         if p.mode in ("completion", "auto"):
             self.pipeline = self._pipeline(p.model)
@@ -136,7 +136,8 @@ class DepthNode(Node):
         inputs = ", ".join(f"{name} '{topic}'" for name, topic in self.input_topics().items())
         outputs = ", ".join(f"'{pub.topic_name}'" for pub in self.outputs.values() if pub is not None)
         return (f"inputs {inputs} ({'CompressedImage' if p.image_compressed else 'Image'}; QoS {how}, depth "
-                f"{p.qos_depth}); outputs {outputs}, '/diagnostics' (QoS {p.output_reliability}, depth {p.qos_depth})")
+                f"{p.qos_depth}); outputs {outputs} (QoS {p.output_reliability}, depth {p.qos_depth}), '/diagnostics' "
+                "(QoS reliable, depth 10)")
 
     # ------------------------------------------------------------------ set-up helpers
     def _pipeline(self, model: str, own_size: bool = False) -> DepthPipeline:
@@ -175,7 +176,7 @@ class DepthNode(Node):
                "(or best_effort), or publish reliable" if policy == "RELIABILITY" else
                "make the publisher's QoS match the input's (reliability, durability volatile)")
         self._warn("incompatible_qos", f"input '{self._resolved(topic)}' cannot receive from a publisher with "
-                                       f"incompatible QoS (policy {policy}), no message will arrive: {fix}")
+                                       f"incompatible QoS (policy {policy}), no message will arrive: {fix}", topic)
 
     def _incompatible_output(self, topic: str, info: Any) -> None:
         policy = _policy_name(info)
@@ -184,7 +185,7 @@ class DepthNode(Node):
                "output_reliability:=reliable, or subscribe best effort" if policy == "RELIABILITY" else
                "subscribe with QoS that this output offers (volatile durability)")
         self._warn("incompatible_qos", f"output '{self.outputs[topic].topic_name}' cannot reach a subscriber with "
-                                       f"incompatible QoS (policy {policy}): {fix}")
+                                       f"incompatible QoS (policy {policy}): {fix}", topic)
 
     def _resolved(self, name: str) -> str:
         return self.input_topics().get(name, name)
@@ -317,10 +318,11 @@ class DepthNode(Node):
         return None
 
     # ------------------------------------------------------------------ diagnostics and logs
-    def _warn(self, kind: str, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_log.get(kind, -np.inf) >= self.params.log_throttle:
-            self._last_log[kind] = now
+    def _warn(self, kind: str, message: str, topic: str = "") -> None:
+        """Log ``[kind] message`` at most once per ``log_throttle`` per kind (and topic, where given)."""
+        now, key = time.monotonic(), (kind, topic)
+        if now - self._last_log.get(key, -np.inf) >= self.params.log_throttle:
+            self._last_log[key] = now
             self.get_logger().warning(f"[{kind}] {message}")
 
     def _publish_diagnostics(self) -> None:
