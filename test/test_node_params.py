@@ -12,7 +12,7 @@ import yaml
 from lumde_depth.config import ConfigError, from_dict
 from lumde_depth.ros.diagnostics import NodeStats, RateMeter
 from lumde_depth.ros.extrinsics import matrix_from_calib_file, matrix_from_param
-from lumde_depth.ros.params import NodeParams, validate
+from lumde_depth.ros.params import LIVE, NodeParams, change, validate
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 
@@ -53,7 +53,9 @@ def test_declared_parameters_have_descriptions_and_ranges(ros_context):
         for f in dataclasses.fields(NodeParams):
             descriptor = node.describe_parameter(f.name)
             assert descriptor.description, f.name
-            assert descriptor.read_only
+            assert not descriptor.read_only   # a change is refused by the node, with the reason
+            assert descriptor.description.endswith("[changes while the node runs]" if f.name in LIVE else
+                                                   " (a change is refused with that reason)]"), f.name
             if f.metadata.get("low") is not None and f.metadata.get("high") is not None:
                 ranges = descriptor.floating_point_range or descriptor.integer_range
                 assert ranges and ranges[0].from_value == f.metadata["low"], f.name
@@ -169,3 +171,18 @@ def test_refusals_name_their_dominant_kind_and_odd_stamps_stay_out_of_latency():
     stats.published(None, {})   # a zero stamp: published, no latency sample
     values = stats.values()
     assert values["stamp not used for latency: zero"] == "1" and values["latency p99 (ms)"] == "20.0"
+
+
+def test_run_time_changes_are_checked_as_at_start_up():
+    current = NodeParams()
+    assert change(current, {"decimation": 4, "slop": 0.1}) == NodeParams(decimation=4, slop=0.1)
+    assert current.decimation == 1
+    for updates, reason in (({"backend": "classical"}, r"backend cannot change while the node runs \(the networks"),
+                            ({"qos_depth": 1}, "the topics are subscribed and advertised at start-up"),
+                            ({"decimation": 0}, "decimation"), ({"color_near": 90.0}, "must be below color_far"),
+                            ({"slop": 0.2, "exact_sync": True}, "exact_sync cannot change")):
+        with pytest.raises(ConfigError, match=reason):
+            change(current, updates)
+    with pytest.raises(ConfigError, match="slop has no effect with exact_sync:=true"):
+        change(NodeParams(exact_sync=True), {"slop": 0.2})
+    assert LIVE <= {f.name for f in dataclasses.fields(NodeParams)}

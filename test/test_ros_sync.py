@@ -134,3 +134,17 @@ def test_own_synchronizers_emit_what_upstream_emits(slop):
             sources[which].signalMessage(_msg(ns, rosbags=rosbags))
     assert len(emitted["own"]) > 50
     assert emitted["own"] == emitted["upstream"]
+
+
+def test_slop_changes_while_running(own):
+    sources = [compat.SimpleFilter() for _ in range(2)]
+    sync = counting_synchronizer(sources, 5, 0.05, own=own)
+    sets = []
+    sync.registerCallback(lambda *msgs: sets.append(msgs))
+    sources[0].signalMessage(_msg(1000 * MS))
+    sources[1].signalMessage(_msg(1150 * MS))      # 150 ms apart: no set at 50 ms
+    assert not sets
+    sync.set_slop(0.2)
+    sources[0].signalMessage(_msg(2000 * MS))
+    sources[1].signalMessage(_msg(2150 * MS))
+    assert len(sets) == 1

@@ -9,6 +9,8 @@ never puts into a set are counted there too (:mod:`lumde_depth.ros.sync`), so ev
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import threading
 import time
 import traceback
@@ -20,12 +22,13 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from lumde_depth.config import ConfigError
 from lumde_depth.inference import DEFAULT_MONO_MODEL, DepthCompleter
 from lumde_depth.ros import convert
 from lumde_depth.ros.compat import message_filters
 from lumde_depth.ros.diagnostics import NodeStats, status_message
 from lumde_depth.ros.extrinsics import Extrinsics, matrix_from_calib_file, matrix_from_param
-from lumde_depth.ros.params import NODE_NAME, NodeParams, declare
+from lumde_depth.ros.params import NODE_NAME, NodeParams, change, declare, unknown_overrides
 from lumde_depth.ros.pipeline import AutoPipeline, DepthPipeline, FrameError, frame_inputs
 from lumde_depth.ros.sync import counting_synchronizer
 
@@ -38,6 +41,23 @@ except ImportError:   # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 FUTURE_SLACK_NS = 100_000_000   # a stamp this far ahead of the node's clock is "in the future" (sim-time /clock steps)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):   # not glibc
+        return None
+
+
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the system. glibc keeps what a large frame's arrays freed (its
+    mmap threshold grows with each large block freed, so later blocks come from the heap and stay), and
+    one 4096x3000 frame would hold ~100 MB for good. A no-op where the C library is not glibc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def reliability(name: str) -> ReliabilityPolicy:
@@ -58,6 +78,7 @@ class DepthNode(Node):
         self._cond = threading.Condition()
         self._running = True
         self._worker: threading.Thread | None = None
+        self._last_image_bytes = 0
         self.params: NodeParams = declare(self)
         p = self.params
         self.stats = NodeStats()
@@ -83,14 +104,13 @@ class DepthNode(Node):
                             reliability=reliability(p.qos_reliability))
         qos_out = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth,
                              reliability=reliability(p.output_reliability))
-        wanted = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
-                  "depth/confidence": Image,
-                  "depth/sparse": Image if p.publish_sparse else None,
-                  "depth/colored": Image if p.publish_colored else None}
-        self.outputs = {topic: self.create_publisher(
-            msg_type, topic, qos_out, event_callbacks=PublisherEventCallbacks(
-                incompatible_qos=lambda info, t=topic: self._incompatible_output(t, info)))
-            if msg_type is not None else None for topic, msg_type in wanted.items()}
+        self._qos_out = qos_out
+        self._output_publishers: dict[str, Any] = {}
+        self.outputs: dict[str, Any] = {}
+        for topic, wanted in {"depth/image": True, "depth/camera_info": True, "depth/points": True,
+                              "depth/confidence": True, "depth/sparse": p.publish_sparse,
+                              "depth/colored": p.publish_colored}.items():
+            self._enable_output(topic, wanted)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         image_type = CompressedImage if p.image_compressed else Image
@@ -113,7 +133,7 @@ class DepthNode(Node):
 
         self._worker = threading.Thread(target=self._work, name="lumde_depth_worker", daemon=True)
         self._worker.start()
-        self.create_timer(p.diagnostics_period, self._publish_diagnostics)
+        self._diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
         self.create_timer(0.2, self._downgrade_inputs)
         self._started = time.monotonic()
         self._last_stamp: int | None = None
@@ -122,6 +142,9 @@ class DepthNode(Node):
             f"mode {p.mode}; backend {backend.completer.backend_name if backend else 'none'} on "
             f"{backend.completer.device if backend else '-'}; extrinsic from {self.extrinsics.source}; "
             f"sync {'exact' if p.exact_sync else f'approximate (slop {p.slop} s)'}; {self.topics_line()}")
+        for warning in unknown_overrides(self):
+            self.get_logger().warning(warning)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def input_topics(self) -> dict[str, str]:
         """Input name -> resolved topic (after namespace and remapping)."""
@@ -147,10 +170,64 @@ class DepthNode(Node):
         size = (p.input_height, p.input_width) if p.input_height and not own_size else None
         completer = DepthCompleter.load(model or None, backend=p.backend, device=p.device, input_size=size,
                                         fit=p.fit, threads=p.threads, lidar_align=p.lidar_align)
+        return self._depth_pipeline(completer)
+
+    def _depth_pipeline(self, completer: DepthCompleter) -> DepthPipeline:
+        """The pipeline around ``completer`` with the current parameters (rebuilt when a live one changes)."""
+        p = self.params
         return DepthPipeline(completer, decimation=p.decimation, min_depth=p.min_depth, max_depth=p.max_depth,
                              colored=p.publish_colored, color_range=(p.color_near, p.color_far),
                              publish_unsupported=p.publish_unsupported, support_gap=p.support_gap,
                              min_confidence=p.min_confidence)
+
+    _OUTPUT_TYPES = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
+                     "depth/confidence": Image, "depth/sparse": Image, "depth/colored": Image}
+
+    def _enable_output(self, topic: str, enabled: bool) -> None:
+        """Publish ``topic`` or stop publishing it (its publisher is kept for when it is enabled again)."""
+        if enabled and topic not in self._output_publishers:
+            self._output_publishers[topic] = self.create_publisher(
+                self._OUTPUT_TYPES[topic], topic, self._qos_out, event_callbacks=PublisherEventCallbacks(
+                    incompatible_qos=lambda info, t=topic: self._incompatible_output(t, info)))
+        self.outputs[topic] = self._output_publishers[topic] if enabled else None
+
+    # ------------------------------------------------------------------ parameters changed at run time
+    def _on_set_parameters(self, changed: list[Any]) -> Any:
+        """``ros2 param set``: a live parameter is checked as at start-up and applied; a parameter fixed at
+        start-up, or a bad value, is refused with the reason (:func:`~lumde_depth.ros.params.change`)."""
+        from rcl_interfaces.msg import SetParametersResult
+
+        updates = {q.name: q.value for q in changed if q.name in NodeParams.__dataclass_fields__}
+        if not updates:
+            return SetParametersResult(successful=True)
+        try:
+            params = change(self.params, updates)
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._apply(params, set(updates))
+        self.get_logger().info("parameters changed: " + ", ".join(f"{k}={v}" for k, v in updates.items()))
+        return SetParametersResult(successful=True)
+
+    def _apply(self, params: NodeParams, names: set[str]) -> None:
+        """Make the checked ``params`` current; ``names`` changed. The worker reads ``self.params`` and the
+        pipelines once per frame, so a frame runs wholly with the old or wholly with the new values."""
+        self.params = params
+        if "slop" in names:
+            for sync in self.synchronizers:
+                sync.set_slop(params.slop)
+        if names & {"decimation", "min_depth", "max_depth", "min_confidence", "publish_unsupported", "support_gap",
+                    "publish_colored", "color_near", "color_far"}:
+            self.pipeline = self._depth_pipeline(self.pipeline.completer) if self.pipeline else None
+            self.mono_pipeline = self._depth_pipeline(self.mono_pipeline.completer) if self.mono_pipeline else None
+            if self.auto is not None:
+                self.auto.completion, self.auto.mono = self.pipeline, self.mono_pipeline
+        for name in names & {"publish_sparse", "publish_colored"}:
+            self._enable_output(name.replace("publish_", "depth/"), getattr(params, name))
+        if "tf_timeout" in names:
+            self.extrinsics.timeout = params.tf_timeout
+        if "diagnostics_period" in names:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(params.diagnostics_period, self._publish_diagnostics)
 
     def _subscriber(self, msg_type: type, topic: str) -> Any:
         """A message_filters input; counts messages DDS reports lost and notices incompatible publishers."""
@@ -184,8 +261,8 @@ class DepthNode(Node):
         fix = ("a subscriber asks for reliable and output_reliability is best_effort: set "
                "output_reliability:=reliable, or subscribe best effort" if policy == "RELIABILITY" else
                "subscribe with QoS that this output offers (volatile durability)")
-        self._warn("incompatible_qos", f"output '{self.outputs[topic].topic_name}' cannot reach a subscriber with "
-                                       f"incompatible QoS (policy {policy}): {fix}", topic)
+        self._warn("incompatible_qos", f"output '{self._output_publishers[topic].topic_name}' cannot reach a "
+                                       f"subscriber with incompatible QoS (policy {policy}): {fix}", topic)
 
     def _resolved(self, name: str) -> str:
         return self.input_topics().get(name, name)
@@ -252,6 +329,7 @@ class DepthNode(Node):
                 if not self._running:
                     return
                 item, self._slot = self._slot, None
+            image_bytes = len(getattr(item[0], "data", b""))
             try:
                 self._process(*item)
             except FrameError as exc:
@@ -263,6 +341,10 @@ class DepthNode(Node):
                     return   # shutting down (Ctrl-C) while a frame was being published
                 self.stats.error("internal", f"frame failed: {exc!r}")
                 self._warn("internal", f"frame failed: {exc!r}\n{traceback.format_exc()}")
+            item = None
+            if image_bytes != self._last_image_bytes:   # frame size changed: what the last size used is free now
+                self._last_image_bytes = image_bytes
+                release_free_heap()
 
     def _process(self, image_msg: Any, info_msg: Any, points_msg: Any) -> None:
         t0 = time.perf_counter()
@@ -284,8 +366,9 @@ class DepthNode(Node):
         result = pipeline.process(rgb, P, xyz, T, outputs=wanted)
         t2 = time.perf_counter()
         for topic, msg in convert.frame_messages(result, image_msg.header, info_msg).items():
-            if self.outputs.get(topic) is not None:
-                self.outputs[topic].publish(msg)
+            publisher = self.outputs.get(topic)   # read once: a parameter change may disable it meanwhile
+            if publisher is not None:
+                publisher.publish(msg)
         t3 = time.perf_counter()
         latency_ms = None if anomaly else (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
         if anomaly:

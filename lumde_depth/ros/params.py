@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from lumde_depth.config import ConfigError, field, from_dict
+from lumde_depth.config import ConfigError, closest_key, field, from_dict
 from lumde_depth.inference.backends import BACKENDS
 
 NODE_NAME = "lumde_depth_node"
@@ -84,6 +84,58 @@ class NodeParams:
     log_throttle: float = field(5.0, low=0.0, high=3600.0, doc="seconds between repeated warnings of one kind")
 
 
+# take effect while the node runs (``ros2 param set``); every other parameter is read at start-up
+LIVE = frozenset({"slop", "decimation", "min_depth", "max_depth", "min_confidence", "publish_unsupported",
+                  "support_gap", "publish_sparse", "publish_colored", "color_near", "color_far", "max_stamp_age",
+                  "diagnostics_period", "log_throttle", "lidar_timeout", "tf_timeout"})
+_FIXED_BECAUSE = {
+    **dict.fromkeys(("model", "backend", "device", "input_height", "input_width", "fit", "threads", "lidar_align",
+                     "mode", "mono_model"), "the networks are loaded at start-up"),
+    **dict.fromkeys(("image_compressed", "qos_reliability", "qos_depth", "output_reliability"),
+                    "the topics are subscribed and advertised at start-up"),
+    **dict.fromkeys(("queue_size", "exact_sync"), "the synchronizer is built at start-up"),
+    **dict.fromkeys(("T_cam_lidar", "calib_file", "calib_camera", "use_tf"),
+                    "the extrinsic source is chosen at start-up"),
+}
+
+
+def fixed_because(name: str) -> str:
+    """Why parameter ``name`` cannot change while the node runs."""
+    return _FIXED_BECAUSE.get(name, "it is read at start-up")
+
+
+def change(current: NodeParams, updates: dict[str, Any]) -> NodeParams:
+    """``current`` with ``updates`` (parameter name -> new value) applied and checked as at start-up.
+
+    Raises :class:`~lumde_depth.config.ConfigError` with the reason: a parameter fixed at start-up (and
+    how to set it), a value out of range, a pair out of order, a change with no effect."""
+    for name, value in updates.items():
+        if name not in LIVE:
+            raise ConfigError(f"{name} cannot change while the node runs ({fixed_because(name)}): restart the "
+                              f"node with {name}:={value}")
+    params = from_dict(NodeParams, {**dataclasses.asdict(current), **updates})
+    validate(params)
+    if "slop" in updates and params.exact_sync:
+        raise ConfigError("slop has no effect with exact_sync:=true (identical stamps only): restart the node with "
+                          "exact_sync:=false to synchronize within a slop")
+    return params
+
+
+def unknown_overrides(node: Any) -> list[str]:
+    """A warning for each parameter given to ``node`` (params file, ``-p``) that it does not have, naming the
+    closest valid one. Call once everything is declared. rclpy keeps the overrides it was started with in
+    ``Node._parameter_overrides`` (Humble to Rolling; there is no public accessor)."""
+    valid = [f.name for f in dataclasses.fields(NodeParams)]
+    warnings = []
+    for name in sorted(getattr(node, "_parameter_overrides", {})):
+        if node.has_parameter(name):
+            continue
+        guess = closest_key(name, valid)
+        hint = f": did you mean '{guess}'?" if guess else f" (its parameters: {', '.join(valid)})"
+        warnings.append(f"unknown parameter '{name}' (from a params file or -p) is ignored{hint}")
+    return warnings
+
+
 def _ros_type(tp: Any) -> int:
     """The ROS ParameterType of a field type."""
     from rcl_interfaces.msg import ParameterType
@@ -109,8 +161,10 @@ def declare(node: Any) -> NodeParams:
     for f in dataclasses.fields(NodeParams):
         tp, meta = hints[f.name], f.metadata
         ptype = _ros_type(tp)
-        descriptor = ParameterDescriptor(name=f.name, type=ptype, description=meta.get("doc", ""),
-                                         read_only=True)
+        when = "changes while the node runs" if f.name in LIVE else \
+            f"fixed at start-up: {fixed_because(f.name)} (a change is refused with that reason)"
+        # not read_only: rclpy would refuse a change to a read-only parameter without saying why
+        descriptor = ParameterDescriptor(name=f.name, type=ptype, description=f"{meta.get('doc', '')} [{when}]")
         if meta.get("choices"):
             descriptor.additional_constraints = "one of: " + ", ".join(map(str, meta["choices"]))
         low, high = meta.get("low"), meta.get("high")

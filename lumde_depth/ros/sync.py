@@ -59,6 +59,16 @@ def _counting(base: type) -> type:
             self.sets += 1
             super().signalMessage(*msg)
 
+        def set_slop(self, seconds: float) -> None:
+            """A new slop for an approximate synchronizer that is running: the real library keeps an rclpy
+            ``Duration`` in ``slop``, the package's own ``slop_ns``."""
+            with self._count_lock:
+                if hasattr(self, "slop_ns"):
+                    self.slop_ns = int(round(seconds * 1e9))
+                else:
+                    from rclpy.duration import Duration
+                    self.slop = Duration(seconds=seconds)
+
         def counts(self) -> SyncCounts:
             with self._count_lock:
                 return SyncCounts(self.sets, tuple(self.matched), tuple(self.evicted),
