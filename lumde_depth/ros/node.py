@@ -82,7 +82,7 @@ class DepthNode(Node):
         self.params: NodeParams = declare(self)
         p = self.params
         self.stats = NodeStats()
-        self._last_log: dict[tuple[str, str], float] = {}
+        self._last_log: dict[str, float] = {}
         self.pipeline = self.mono_pipeline = None
         if p.mode in ("completion", "auto"):
             self.pipeline = self._pipeline(p.model)
@@ -403,7 +403,7 @@ class DepthNode(Node):
     # ------------------------------------------------------------------ diagnostics and logs
     def _warn(self, kind: str, message: str, topic: str = "") -> None:
         """Log ``[kind] message`` at most once per ``log_throttle`` per kind (and topic, where given)."""
-        now, key = time.monotonic(), (kind, topic)
+        now, key = time.monotonic(), f"{kind} {topic}" if topic else kind
         if now - self._last_log.get(key, -np.inf) >= self.params.log_throttle:
             self._last_log[key] = now
             self.get_logger().warning(f"[{kind}] {message}")
