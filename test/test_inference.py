@@ -173,6 +173,46 @@ def test_buffers_are_reused_between_frames(model_file):
     assert (completer.backend.rgb.ctypes.data, completer.backend.sparse.ctypes.data) == pointers
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_a_batch_of_cameras_is_one_network_run_and_equals_frame_by_frame(model_file, backend, monkeypatch):
+    """complete_batch: the cameras of one rig (different image sizes) in one run, each result as complete gives it."""
+    completer = DepthCompleter.load(model_file, backend=backend, device="cpu", fit="crop")
+    frames = [_frame(seed=0), _frame(60, 80, seed=1), _frame(48, 96, seed=2)]
+    single = [completer.complete_with_confidence(*frame) for frame in frames]
+    runs = []
+    run_batch = completer.backend.run_batch
+    monkeypatch.setattr(completer.backend, "run_batch", lambda n: runs.append(n) or run_batch(n))
+    batch = completer.complete_batch(frames, confidence=True)
+    assert runs == [3] and completer.last_timings["batch"] == 3
+    for (depth, conf), (d1, c1), (rgb, _s, _K) in zip(batch, single, frames):
+        assert depth.shape == rgb.shape[:2]
+        np.testing.assert_allclose(depth, d1, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(conf, c1, rtol=1e-4, atol=1e-4)
+    depth, conf = completer.complete_batch(frames[:1])[0]   # a smaller batch after a larger one
+    assert conf is None
+    np.testing.assert_allclose(depth, single[0][0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(completer.complete(*frames[1]), single[1][0], rtol=1e-4, atol=1e-4)
+
+
+def test_batch_on_an_export_with_a_fixed_batch_runs_frame_by_frame(model_file, tmp_path):
+    from lumde_depth.inference.backends import OnnxBackend
+    completer = DepthCompleter.load(model_file, backend="onnxruntime")
+    import onnx
+    path = sorted((tmp_path / "cache" / "onnx").glob("*.onnx"))[0]
+    graph = onnx.load(path)
+    for value in [*graph.graph.input, *graph.graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    fixed = tmp_path / "fixed.onnx"
+    onnx.save(graph, fixed)
+    backend = OnnxBackend(fixed, (32, 64))
+    assert not backend.batchable and completer.backend.batchable
+    frames = [_frame(seed=3), _frame(seed=4)]
+    expected = [d for d, _ in completer.complete_batch(frames)]
+    completer.backend = backend
+    for depth, want in zip(completer.complete_batch(frames), expected):
+        np.testing.assert_allclose(depth[0], want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("fit", ["stretch", "crop"])
 def test_network_inputs_are_what_complete_feeds_the_network(model_file, fit):
     completer = DepthCompleter.load(model_file, backend="torch", fit=fit)

@@ -3,7 +3,10 @@
 A backend owns its input and output buffers, sized once for the network's input size, so a frame
 costs no allocation outside the network itself: the caller writes the normalised image and the
 sparse depth into :attr:`Backend.rgb` / :attr:`Backend.sparse` and calls :meth:`Backend.run`,
-which returns a view of the output buffer (valid until the next run).
+which returns a view of the output buffer (valid until the next run). Several frames (several cameras
+of one rig) go through the network in one run: :meth:`Backend.reserve` sizes the batch buffers
+:attr:`Backend.batch_rgb` / :attr:`Backend.batch_sparse` (``rgb`` / ``sparse`` are their first item)
+and :meth:`Backend.run_batch` runs the first ``n`` items.
 
 * :class:`TorchBackend`: a PyTorch module on CUDA or CPU. On CPU the buffers are the tensors'
   own memory (``torch.from_numpy``), on CUDA they are copied in and out through fixed tensors.
@@ -30,11 +33,22 @@ class Backend(Protocol):
 
     name: str
     device: str
-    rgb: np.ndarray      # (1, 3, h, w) float32, the network's normalised image input
-    sparse: np.ndarray   # (1, 1, h, w) float32 metres (unused by monocular networks)
+    rgb: np.ndarray            # (1, 3, h, w) float32, the network's normalised image input (batch_rgb[:1])
+    sparse: np.ndarray         # (1, 1, h, w) float32 metres (unused by monocular networks; batch_sparse[:1])
+    batch_rgb: np.ndarray      # (capacity, 3, h, w) float32
+    batch_sparse: np.ndarray   # (capacity, 1, h, w) float32
 
     def run(self) -> np.ndarray:
         """Run the network on the buffers; returns the (h, w) float32 depth (a view)."""
+        ...
+
+    def reserve(self, n: int) -> None:
+        """Make the batch buffers hold at least ``n`` frames (reallocated, and ``rgb`` / ``sparse`` with them,
+        only when they grow)."""
+        ...
+
+    def run_batch(self, n: int) -> np.ndarray:
+        """Run the network on the first ``n`` frames of the batch buffers; returns their (n, h, w) depth (a view)."""
         ...
 
 
@@ -115,26 +129,38 @@ class TorchBackend:
         self.device = device
         self.model = model.to(device).eval()
         self.monocular = monocular
-        h, w = input_size
-        self.rgb = np.zeros((1, 3, h, w), np.float32)
-        self.sparse = np.zeros((1, 1, h, w), np.float32)
-        self._out = np.zeros((h, w), np.float32)
-        if device == "cpu":
-            self._rgb_t, self._sparse_t = torch.from_numpy(self.rgb), torch.from_numpy(self.sparse)
-            self._out_t = torch.from_numpy(self._out)
+        self.input_size = input_size
+        self._allocate(1)
+
+    def _allocate(self, capacity: int) -> None:
+        h, w = self.input_size
+        self.batch_rgb = np.zeros((capacity, 3, h, w), np.float32)
+        self.batch_sparse = np.zeros((capacity, 1, h, w), np.float32)
+        self.rgb, self.sparse = self.batch_rgb[:1], self.batch_sparse[:1]
+        self._out = np.zeros((capacity, h, w), np.float32)
+        self._out_t = torch.from_numpy(self._out)
+        if self.device == "cpu":
+            self._rgb_t, self._sparse_t = torch.from_numpy(self.batch_rgb), torch.from_numpy(self.batch_sparse)
         else:
-            self._rgb_t = torch.zeros(self.rgb.shape, device=device)
-            self._sparse_t = torch.zeros(self.sparse.shape, device=device)
-            self._out_t = torch.from_numpy(self._out)
+            self._rgb_t = torch.zeros(self.batch_rgb.shape, device=self.device)
+            self._sparse_t = torch.zeros(self.batch_sparse.shape, device=self.device)
+
+    def reserve(self, n: int) -> None:
+        if n > self.batch_rgb.shape[0]:
+            self._allocate(n)
+
+    def run(self) -> np.ndarray:
+        return self.run_batch(1)[0]
 
     @torch.inference_mode()
-    def run(self) -> np.ndarray:
+    def run_batch(self, n: int) -> np.ndarray:
+        rgb, sparse = self._rgb_t[:n], self._sparse_t[:n]
         if self.device != "cpu":
-            self._rgb_t.copy_(torch.from_numpy(self.rgb), non_blocking=True)
-            self._sparse_t.copy_(torch.from_numpy(self.sparse), non_blocking=True)
-        out = self.model(self._rgb_t) if self.monocular else self.model(self._rgb_t, self._sparse_t)
-        self._out_t.copy_(out["depth"][0, 0])
-        return self._out
+            rgb.copy_(torch.from_numpy(self.batch_rgb[:n]), non_blocking=True)
+            sparse.copy_(torch.from_numpy(self.batch_sparse[:n]), non_blocking=True)
+        out = self.model(rgb) if self.monocular else self.model(rgb, sparse)
+        self._out_t[:n].copy_(out["depth"][:, 0])
+        return self._out[:n]
 
 
 class OnnxBackend:
@@ -160,19 +186,45 @@ class OnnxBackend:
             raise ValueError(f"{path}: expected an ONNX graph with inputs (rgb) or (rgb, sparse), got "
                              f"{[i.name for i in inputs]}; export it with `lumde export`")
         self.monocular = len(inputs) == 1
-        self.rgb = np.zeros((1, 3, h, w), np.float32)
-        self.sparse = np.zeros((1, 1, h, w), np.float32)
-        self._out = np.zeros((1, 1, h, w), np.float32)
+        self._names = [i.name for i in inputs] + [self.session.get_outputs()[0].name]
+        # an export with a fixed batch of 1 runs a batch frame by frame (dynamic batch: one run)
+        self.batchable = not isinstance(inputs[0].shape[0], int)
+        self.input_size = (h, w)
         self._binding = self.session.io_binding()
-        self._bind(inputs[0].name, self.rgb, is_input=True)
-        if not self.monocular:
-            self._bind(inputs[1].name, self.sparse, is_input=True)
-        self._bind(self.session.get_outputs()[0].name, self._out, is_input=False)
+        self._bound: tuple[int, int] | None = None   # (first item, items) the binding points at
+        self._allocate(1)
+
+    def _allocate(self, capacity: int) -> None:
+        h, w = self.input_size
+        self.batch_rgb = np.zeros((capacity, 3, h, w), np.float32)
+        self.batch_sparse = np.zeros((capacity, 1, h, w), np.float32)
+        self.rgb, self.sparse = self.batch_rgb[:1], self.batch_sparse[:1]
+        self._out = np.zeros((capacity, 1, h, w), np.float32)
+        self._bound = None
+
+    def reserve(self, n: int) -> None:
+        if n > self.batch_rgb.shape[0]:
+            self._allocate(n)
+
+    def _bind_items(self, first: int, n: int) -> None:
+        """Point the IO binding at items ``first .. first + n`` of the buffers (no copy)."""
+        if self._bound == (first, n):
+            return
+        buffers = [self.batch_rgb] + ([] if self.monocular else [self.batch_sparse])
+        for name, array in zip(self._names, buffers):
+            self._bind(name, array[first:first + n], is_input=True)
+        self._bind(self._names[-1], self._out[first:first + n], is_input=False)
+        self._bound = (first, n)
 
     def _bind(self, name: str, array: np.ndarray, is_input: bool) -> None:
         bind = self._binding.bind_input if is_input else self._binding.bind_output
         bind(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
 
     def run(self) -> np.ndarray:
-        self.session.run_with_iobinding(self._binding)
-        return self._out[0, 0]
+        return self.run_batch(1)[0]
+
+    def run_batch(self, n: int) -> np.ndarray:
+        for first, items in [(0, n)] if self.batchable else [(i, 1) for i in range(n)]:
+            self._bind_items(first, items)
+            self.session.run_with_iobinding(self._binding)
+        return self._out[:n, 0]

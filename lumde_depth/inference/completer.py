@@ -33,7 +33,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -60,7 +60,8 @@ def cache_dir() -> Path:
 class DepthCompleter:
     """Dense depth from an RGB image and sparse LiDAR depth (or from RGB alone, monocular models).
 
-    Build it with :meth:`load`; call :meth:`complete` per frame. ``last_timings`` holds the
+    Build it with :meth:`load`; call :meth:`complete` per frame (:meth:`complete_batch` for the
+    cameras of one rig: one network run). ``last_timings`` holds the
     milliseconds spent in ``preprocess``, ``inference`` and ``postprocess`` for the last frame.
     """
 
@@ -187,6 +188,29 @@ class DepthCompleter:
         depth, confidence = self._complete(rgb, sparse, K, confidence=True)
         return depth, confidence
 
+    def complete_batch(self, frames: Sequence[tuple[np.ndarray, np.ndarray | None, np.ndarray]],
+                       confidence: bool = False) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """``(depth, confidence or None)`` of each ``(rgb, sparse, K)`` frame, as :meth:`complete` /
+        :meth:`complete_with_confidence` give them, with one network run for all of them (the cameras
+        of one rig: every frame is resized to the network's input size, so images of any size batch).
+        ``last_timings`` then covers the whole batch, with ``batch`` its size."""
+        t0 = time.perf_counter()
+        sizes = [self._check_inputs(rgb, sparse, K) for rgb, sparse, K in frames]
+        if self.backend is None or not frames:
+            results = [self._complete(rgb, sparse, K, confidence) for rgb, sparse, K in frames]
+            self.last_timings = {"inference": 1e3 * (time.perf_counter() - t0), "batch": float(len(frames))}
+            return results
+        self.backend.reserve(len(frames))
+        windows = [self._prepare(rgb, sparse, K, item) for item, (rgb, sparse, K) in enumerate(frames)]
+        t1 = time.perf_counter()
+        net = self.backend.run_batch(len(frames))
+        t2 = time.perf_counter()
+        results = [self._finish(out, sparse, size, window, confidence)
+                   for out, (_rgb, sparse, _K), size, window in zip(net, frames, sizes, windows)]
+        self.last_timings = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
+                             "postprocess": 1e3 * (time.perf_counter() - t2), "batch": float(len(frames))}
+        return results
+
     def _complete(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray,
                   confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
         t0 = time.perf_counter()
@@ -198,27 +222,32 @@ class DepthCompleter:
             self.last_timings = {"preprocess": 0.0, "inference": 1e3 * (t1 - t0), "postprocess": 0.0,
                                  **({"confidence": 1e3 * (time.perf_counter() - t1)} if confidence else {})}
             return out, conf
-        x0, y0, win_w, win_h = self._prepare(rgb, sparse, K)
+        window = self._prepare(rgb, sparse, K)
         t1 = time.perf_counter()
         net = self.backend.run()
         t2 = time.perf_counter()
+        out, conf = self._finish(net, sparse, (height, width), window, confidence)
+        self.last_timings = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
+                             "postprocess": 1e3 * (time.perf_counter() - t2)}
+        return out, conf
+
+    def _finish(self, net: np.ndarray, sparse: np.ndarray | None, size: tuple[int, int],
+                window: tuple[int, int, int, int], confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network's ``(h, w)`` depth ``net`` -> the image's depth (and confidence): clipped, resized
+        onto the window, aligned to the LiDAR, pasted into the image."""
+        (height, width), (x0, y0, win_w, win_h) = size, window
         lo, hi = self.depth_range
         up = network = F.interpolate(torch.from_numpy(np.clip(net, lo, hi))[None, None], size=(win_h, win_w),
                                      mode="bilinear", align_corners=False)
         if self.lidar_align:
-            window = np.ascontiguousarray(sparse[y0:y0 + win_h, x0:x0 + win_w], dtype=np.float32)
-            ceiling = max(hi, float(window.max(initial=0.0)))   # far LiDAR points survive the clip
-            up = lidar_align(network, torch.from_numpy(window)[None, None], trust_beyond=hi).clamp_(lo, ceiling)
-        t3 = time.perf_counter()
+            window_sparse = np.ascontiguousarray(sparse[y0:y0 + win_h, x0:x0 + win_w], dtype=np.float32)
+            ceiling = max(hi, float(window_sparse.max(initial=0.0)))   # far LiDAR points survive the clip
+            up = lidar_align(network, torch.from_numpy(window_sparse)[None, None], trust_beyond=hi).clamp_(lo, ceiling)
         conf = None
         if confidence:
             conf = self._paste(depth_confidence(up, network if self.lidar_align else None)[0, 0].numpy(),
                                height, width, x0, y0)
-        out = self._paste(up[0, 0].numpy(), height, width, x0, y0)
-        self.last_timings = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
-                             "postprocess": 1e3 * (t3 - t2),
-                             **({"confidence": 1e3 * (time.perf_counter() - t3)} if confidence else {})}
-        return out, conf
+        return self._paste(up[0, 0].numpy(), height, width, x0, y0), conf
 
     @staticmethod
     def _paste(window: np.ndarray, height: int, width: int, x0: int, y0: int) -> np.ndarray:
@@ -242,12 +271,13 @@ class DepthCompleter:
             inputs["sparse"] = self.backend.sparse.copy()
         return inputs
 
-    def _prepare(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray) -> tuple[int, int, int, int]:
-        """Write the frame's window into the backend's input buffers; returns the window."""
+    def _prepare(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray,
+                 item: int = 0) -> tuple[int, int, int, int]:
+        """Write the frame's window into item ``item`` of the backend's input buffers; returns the window."""
         x0, y0, win_w, win_h = self.window(*rgb.shape[:2])
-        self._write_rgb(rgb[y0:y0 + win_h, x0:x0 + win_w], K)
+        self._write_rgb(rgb[y0:y0 + win_h, x0:x0 + win_w], K, item)
         if self.kind != "monocular":
-            net_sparse = self.backend.sparse[0, 0]
+            net_sparse = self.backend.batch_sparse[item, 0]
             net_sparse[...] = resize_sparse_depth(sparse[y0:y0 + win_h, x0:x0 + win_w], K, self.input_size)[0]
             net_sparse[net_sparse > self.depth_range[1]] = 0.0   # beyond the trained range: alignment only
         return x0, y0, win_w, win_h
@@ -267,10 +297,10 @@ class DepthCompleter:
         _check_K(K)
         return height, width
 
-    def _write_rgb(self, rgb: np.ndarray, K: np.ndarray) -> None:
+    def _write_rgb(self, rgb: np.ndarray, K: np.ndarray, item: int = 0) -> None:
         if rgb.shape[:2] != self.input_size:
             rgb = resize_image(rgb, K, self.input_size)[0]
-        buf = self.backend.rgb[0]
+        buf = self.backend.batch_rgb[item]
         np.multiply(rgb.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=buf)
         buf -= self._mean
         buf *= self._inv_std
