@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KITTI_FRAME = "000001"   # 1242x375, 120k points
 STUDENT_INPUT_SIZE = (64, 208)
 TOPICS = ("image", "camera_info", "points")
+PJLAB_FRAME = "lidar2camera/auto_calib_v2.0/data/ours/3"   # calibrated (ours/1 and /2 hold the tool's start guess)
 
 
 def loopback_profile(folder: Path) -> Path:
@@ -75,6 +76,39 @@ def synthetic_frame(height: int, width: int, n_points: int, seed: int = 0) -> di
     yy, xx = np.mgrid[0:height, 0:width]
     rgb = np.stack([(xx * 7) % 256, (yy * 5) % 256, ((xx + yy) * 3) % 256], -1).astype(np.uint8)
     return {"rgb": rgb, "points": points, "P": P, "T": T}
+
+
+def pjlab_frame(shared: Path, name: str = PJLAB_FRAME) -> dict[str, np.ndarray]:
+    """A real raw (distorted) 1920x1200 PJLab frame with its K, D (plumb_bob), P = [K | 0] and extrinsic."""
+    from lumde_depth.data.opencalib import read_frame
+
+    frame = read_frame(shared / "pjlab_lidar2camera" / name)
+    points = frame.points()
+    xyzi = np.stack([points[f] for f in ("x", "y", "z", "intensity")], -1).astype(np.float32)
+    return {"rgb": frame.rgb(), "points": xyzi[np.isfinite(xyzi).all(1)], "K": frame.K, "D": frame.D,
+            "distortion_model": "plumb_bob", "P": np.hstack([frame.K, np.zeros((3, 1))]), "T": frame.T_cam_lidar}
+
+
+def lidar_pixels(frame: dict[str, np.ndarray], distorted: bool = True):
+    """``(rows, cols, xyz in the camera frame, pixels the distortion moved the point by)`` of the nearest
+    LiDAR point per pixel, by OpenCV's radial-tangential formula (plain numpy, independent of the package)."""
+    T, K = frame["T"], frame["K"]
+    cam = frame["points"][:, :3].astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+    cam = cam[cam[:, 2] > 1.0]
+    x, y = cam[:, 0] / cam[:, 2], cam[:, 1] / cam[:, 2]
+    k1, k2, p1, p2, k3 = np.r_[frame["D"], 0.0][:5] if distorted else np.zeros(5)
+    r2 = x * x + y * y
+    radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
+    xd, yd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x), y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    u, v = K[0, 0] * xd + K[0, 2], K[1, 1] * yd + K[1, 2]
+    moved = np.hypot(u - K[0, 0] * x - K[0, 2], v - K[1, 1] * y - K[1, 2])
+    cols, rows = np.floor(u + 0.5).astype(int), np.floor(v + 0.5).astype(int)
+    height, width = frame["rgb"].shape[:2]
+    inside = (np.hypot(x, y) < 0.6) & (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+    order = np.flatnonzero(inside)[np.argsort(cam[inside, 2])]
+    _, first = np.unique(rows[order] * width + cols[order], return_index=True)
+    keep = order[first]
+    return rows[keep], cols[keep], cam[keep], moved[keep]
 
 
 def save_frame(path: Path, frame: dict[str, np.ndarray]) -> Path:
@@ -153,13 +187,16 @@ def save_student(path: Path, input_size: tuple[int, int] = STUDENT_INPUT_SIZE) -
 
 
 def frame_messages(frame: dict[str, np.ndarray], camera: str = "camera", lidar: str = "lidar") -> tuple:
-    """``(Image rgb8, CameraInfo, PointCloud2 x,y,z,intensity)`` of a frame, stamp 0."""
+    """``(Image rgb8, CameraInfo, PointCloud2 x,y,z,intensity)`` of a frame, stamp 0. A frame with ``D``
+    (a raw, distorted image) also has ``K`` and ``distortion_model``, published in its CameraInfo."""
     from lumde_depth.ros import convert
 
     height, width = frame["rgb"].shape[:2]
     header, cloud_header = convert.make_header(0, camera), convert.make_header(0, lidar)
+    lens = {"K": frame["K"], "D": frame["D"], "distortion_model": str(frame["distortion_model"])} if "D" in frame \
+        else {}
     return (convert.numpy_to_image(frame["rgb"], "rgb8", header),
-            convert.make_camera_info(header, width, height, P=frame["P"]),
+            convert.make_camera_info(header, width, height, P=frame["P"], **lens),
             convert.xyzi_to_cloud(frame["points"].astype(np.float32), cloud_header))
 
 
@@ -262,8 +299,9 @@ class LiveNode:
     ``publish()`` overwrite samples not yet delivered)."""
 
     def __init__(self, tmp: Path, params: dict[str, object], domain: int, frame: dict[str, np.ndarray],
-                 history: int = 10, clock: bool = False) -> None:
-        """``clock``: also publish ``/clock`` (for ``use_sim_time``), here at ``self.stamp`` until the node is up."""
+                 history: int = 10, clock: bool = False, listen: dict[str, type] | None = None) -> None:
+        """``clock``: also publish ``/clock`` (for ``use_sim_time``), here at ``self.stamp`` until the node is up;
+        ``listen``: outputs to keep besides ``depth/image`` and ``/diagnostics`` (topic -> message type)."""
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.context import Context
@@ -275,7 +313,7 @@ class LiveNode:
         self.domain, self.frame = domain, frame
         self.context = Context()
         rclpy.init(context=self.context, domain_id=self.domain)
-        self.listener = Listener(self.context, {"depth/image": Image, "/diagnostics": DiagnosticArray})
+        self.listener = Listener(self.context, {"depth/image": Image, "/diagnostics": DiagnosticArray, **(listen or {})})
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=history, reliability=ReliabilityPolicy.RELIABLE)
         node = self.listener.node
         self.pubs = {topic: node.create_publisher(msg_type, topic, qos)

@@ -139,3 +139,63 @@ def test_synthetic_drive_end_to_end(tmp_path, pipeline):
     hit = sparse > 0
     assert np.isfinite(depth).mean() > 0.5
     assert np.nanmedian(np.abs(depth[hit] - sparse[hit]) / sparse[hit]) < 0.05
+
+
+def _raw_camera_bag(path, frame, clouds_in=("lidar", "base_link", "lidar")):
+    """A bag of a raw (distorted) camera: image_raw + CameraInfo (K, D, P) + clouds in the given frames."""
+    from lumde_depth.ros.bag_io import new_bag, typestore
+
+    ts = typestore()
+    height, width = frame["rgb"].shape[:2]
+    with new_bag(path) as writer:
+        conns = {}
+        for k, cloud_frame in enumerate(clouds_in):
+            stamp = 1_000_000_000 + k * 100_000_000
+            header = convert.make_header(stamp, "camera", ts)
+            msgs = {"/cam/image_raw": convert.numpy_to_image(frame["rgb"], "rgb8", header, ts),
+                    "/cam/camera_info": convert.make_camera_info(header, width, height, K=frame["K"], P=frame["P"],
+                                                                 D=frame["D"], typestore=ts),
+                    "/lidar/points": convert.xyzi_to_cloud(frame["points"], convert.make_header(stamp, cloud_frame, ts),
+                                                           ts)}
+            for topic, msg in msgs.items():
+                if topic not in conns:
+                    conns[topic] = writer.add_connection(topic, msg.__msgtype__, typestore=ts)
+                writer.write(conns[topic], stamp, ts.serialize_cdr(msg, msg.__msgtype__))
+    return path
+
+
+def test_raw_distorted_camera_and_cloud_frames(tmp_path, pipeline, capsys):
+    """A raw camera (CameraInfo D != 0): the written depth is the pipeline's through the distortion (or on the
+    grid of P with --rectify, its camera_info then D = 0); a cloud outside --lidar-frame is skipped and counted."""
+    from node_harness import synthetic_frame
+
+    from lumde_depth.geometry import CameraModel, project_points
+    frame = synthetic_frame(96, 320, 20_000)
+    frame["K"] = frame["P"][:, :3]
+    frame["D"] = np.array([-0.25, 0.08, 0.001, -0.002, 0.0])
+    bag = _raw_camera_bag(tmp_path / "raw", frame)
+    T = frame["T"]
+    args = ["bag", "process", str(bag), str(tmp_path / "out"), "--backend", "classical", "--no-progress",
+            "--T-cam-lidar", *map(str, T.reshape(-1)), "--lidar-frame", "lidar"]
+    assert lumde(args) == 0
+    assert "wrong_cloud_frame" in capsys.readouterr().err
+    after, _ = read_bag(tmp_path / "out")
+    assert len(after["/depth/image"]) == 2   # the base_link cloud's set skipped
+    camera = CameraModel(K=frame["K"], width=320, height=96, D=frame["D"], distortion_model="plumb_bob",
+                         P=frame["P"])
+    want = pipeline.process(frame["rgb"], camera, frame["points"][:, :3], T)
+    depth = convert.image_to_numpy(after["/depth/image"][0][1])
+    np.testing.assert_array_equal(np.nan_to_num(depth), want.depth)
+    assert not np.array_equal(want.sparse, pipeline.process(frame["rgb"], frame["P"], frame["points"][:, :3], T).sparse)
+    np.testing.assert_array_equal(after["/depth/camera_info"][0][1].d, frame["D"])
+
+    summary = process_bag(bag, tmp_path / "rect", DepthPipeline(pipeline.completer, rectify=True), T_cam_lidar=T,
+                          progress=False, log=lambda _text: None)
+    assert summary.written == 2 and summary.errors == {"wrong_cloud_frame": 1}   # lidar_frame: the first cloud's
+    rect, _ = read_bag(tmp_path / "rect")
+    info = rect["/depth/camera_info"][0][1]
+    assert not info.d.any() and np.allclose(info.k.reshape(3, 3), frame["P"][:, :3])
+    want = DepthPipeline(pipeline.completer, rectify=True).process(frame["rgb"], camera, frame["points"][:, :3], T)
+    assert want.rectified   # its LiDAR is projected with P alone, onto the rectified image
+    np.testing.assert_array_equal(want.sparse, project_points(frame["points"], T, frame["P"], 320, 96))
+    np.testing.assert_array_equal(np.nan_to_num(convert.image_to_numpy(rect["/depth/image"][0][1])), want.depth)

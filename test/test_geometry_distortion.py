@@ -7,7 +7,7 @@ import pytest
 
 from lumde_depth.geometry import (Rectifier, backproject, distort, organized_cloud, project_points,
                                   project_to_pixels, ray_grid, rectify_map, undistort, view_radius)
-from lumde_depth.geometry.distortion import coefficients
+from lumde_depth.geometry.distortion import coefficients, normalized_to_pixels
 
 PLUMB = [-0.102933, -0.040925, 0.00057951, -0.00419933, 0.429959]           # PJLab ours/3
 RATIONAL = [0.5, -0.2, 0.001, -0.002, 0.03, 0.8, -0.1, 0.02]
@@ -205,3 +205,14 @@ def test_pjlab_lidar_meets_image_edges_through_the_distortion(shared_data, name)
     frame = read_frame(shared_data / "pjlab_lidar2camera" / name)
     dist = _depth_edge_distances(frame, (1.0, 0.0, 0.5, 1.5))
     assert dist[1.0] < 0.85 * dist[0.0] and dist[1.0] == min(dist.values()), dist
+
+
+def test_ray_grid_of_a_large_raw_image_is_the_undistorted_ray():
+    """1920x1200 (solved at knots, interpolated): each ray, distorted, is its pixel to 1e-6 (0.002 px)."""
+    rays = ray_grid(K, W, H, PLUMB, "plumb_bob")
+    assert rays.shape == (H, W, 3) and np.all(rays[..., 2] == 1)
+    rng = np.random.default_rng(2)
+    rows, cols = rng.integers(0, H, 3000), rng.integers(0, W, 3000)
+    pixel = normalized_to_pixels(distort(rays[rows, cols, :2].astype(np.float64), PLUMB), K)
+    np.testing.assert_allclose(pixel, np.c_[cols, rows], atol=0.005)
+    np.testing.assert_allclose(ray_grid(K, W, H, PLUMB, "plumb_bob", decimation=3), rays[::3, ::3], atol=2e-6)

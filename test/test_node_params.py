@@ -11,7 +11,7 @@ import yaml
 
 from lumde_depth.config import ConfigError, from_dict
 from lumde_depth.ros.diagnostics import NodeStats, RateMeter
-from lumde_depth.ros.extrinsics import matrix_from_calib_file, matrix_from_param
+from lumde_depth.ros.extrinsics import FixedExtrinsic, matrix_from_calib_file, matrix_from_param
 from lumde_depth.ros.params import LIVE, NodeParams, change, validate
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
@@ -82,6 +82,37 @@ def test_extrinsic_parameter_forms_agree():
         matrix_from_param(np.ones(16))
     with pytest.raises(ValueError, match="unit length"):
         matrix_from_param([0, 0, 0, 1.0, 1.0, 0, 0])
+
+
+def test_fixed_extrinsic_maps_from_one_cloud_frame():
+    """A fixed T_cam_lidar serves clouds of lidar_frame only; empty lidar_frame takes the first cloud's frame
+    (said once), but never a cloud already in the camera frame."""
+    from lumde_depth.ros.pipeline import FrameError
+    T = matrix_from_param([0.1, -0.2, 0.3, 0, 0, 0, 1.0])
+    named = FixedExtrinsic(T, "velo_link")
+    np.testing.assert_array_equal(named.for_cloud("/velo_link", "camera"), T)
+    with pytest.raises(FrameError, match="'base_link' is not 'velo_link'") as err:
+        named.for_cloud("base_link", "camera")
+    assert err.value.kind == "wrong_cloud_frame" and "lidar_frame:=base_link" in str(err.value)
+    with pytest.raises(FrameError, match="set --lidar-frame base_link"):
+        FixedExtrinsic(T, "velo_link", setting="--lidar-frame ").for_cloud("base_link", "camera")
+    notes: list[str] = []
+    learned = FixedExtrinsic(T, "", notes.append)
+    with pytest.raises(FrameError, match="camera's own frame 'camera'"):
+        learned.for_cloud("camera", "camera")
+    assert learned.lidar_frame == "" and notes == []
+    learned.for_cloud("lidar", "camera")
+    learned.for_cloud("lidar", "camera")
+    assert len(notes) == 1 and "'lidar'" in notes[0] and learned.describe() == "parameter/calib file from 'lidar'"
+    with pytest.raises(FrameError, match="'base_link' is not 'lidar'"):
+        learned.for_cloud("base_link", "camera")
+    np.testing.assert_array_equal(FixedExtrinsic(np.eye(4)).for_cloud("camera", "camera"), np.eye(4))
+
+
+def test_rectify_changes_at_run_time_lidar_frame_does_not():
+    assert change(NodeParams(), {"rectify": True}).rectify is True
+    with pytest.raises(ConfigError, match="lidar_frame cannot change while the node runs .*extrinsic source"):
+        change(NodeParams(), {"lidar_frame": "base_link"})
 
 
 def test_calib_file_forms(shared_data):

@@ -160,7 +160,7 @@ def test_real_kitti_frame(shared_data, classical):
 
 
 def test_frame_inputs_from_messages():
-    """Message sets (raw or compressed image) become (rgb, P, xyz); malformed ones raise the node's kinds."""
+    """Message sets (raw or compressed image) become (rgb, camera, xyz); malformed ones raise the node's kinds."""
     import io
 
     from lumde_depth.ros import convert
@@ -171,10 +171,22 @@ def test_frame_inputs_from_messages():
     image = convert.numpy_to_image(rgb[..., ::-1].copy(), "bgr8", header)
     info = convert.make_camera_info(header, 160, 96, P=P)
     cloud = convert.xyzi_to_cloud(np.hstack([points, np.ones((len(points), 1), np.float32)]), header)
-    got_rgb, got_P, xyz = frame_inputs(image, info, cloud)
+    got_rgb, camera, xyz = frame_inputs(image, info, cloud)
     np.testing.assert_array_equal(got_rgb, rgb)
-    np.testing.assert_array_equal(got_P, P)
+    np.testing.assert_array_equal(camera.K, P[:, :3])
+    assert not camera.distorted and (camera.width, camera.height) == (160, 96)
     np.testing.assert_array_equal(xyz, points)
+    # a raw camera: K and D as published, P kept for rectification; an unknown model is a bad camera_info
+    K_raw = P[:, :3] * [[1.02], [1.02], [1]]
+    raw = convert.make_camera_info(header, 160, 96, K=K_raw, P=P, D=np.array([-0.1, 0.05, 0.001, 0.0, 0.0]))
+    camera = frame_inputs(image, raw, None)[1]
+    assert camera.distorted and camera.distortion_model == "plumb_bob"
+    np.testing.assert_array_equal(camera.K, K_raw)
+    np.testing.assert_array_equal(camera.P, P)
+    raw.distortion_model = "fisheye"
+    with pytest.raises(FrameError, match="equidistant") as model:
+        frame_inputs(image, raw, None)
+    assert model.value.kind == "bad_camera_info"
 
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
@@ -245,3 +257,29 @@ def test_far_float64_points_are_dropped_without_numpy_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(convert.cloud_to_xyz(convert.structured_to_cloud(points, convert.make_header(0, "lidar")))) == 99
+
+
+def test_raw_pjlab_frame_through_the_distortion_and_without(shared_data):
+    """The shipped student on a real raw PJLab frame: with the camera's D, the depth at the LiDAR's pixels
+    (projected by the test's own formula) is within 2 % (median) where the lens moves them > 8 px and the
+    cloud meets the LiDAR points; processed as if rectified (D ignored, what the node did before) it is not."""
+    import node_harness as harness
+
+    from lumde_depth.geometry import CameraModel
+    frame = harness.pjlab_frame(shared_data, "lidar2camera/manual_calib/data")
+    rows, cols, cam, moved = harness.lidar_pixels(frame)
+    edge = moved > 8
+    pipeline = DepthPipeline(DepthCompleter.load(device="cpu"))
+    errors = {}
+    for name, camera in (("raw", CameraModel(K=frame["K"], width=1920, height=1200, D=frame["D"],
+                                             distortion_model="plumb_bob")),
+                         ("as if rectified", CameraModel.pinhole(frame["K"], 1920, 1200))):
+        result = pipeline.process(frame["rgb"], camera, frame["points"][:, :3], frame["T"])
+        d = result.depth[rows, cols][edge]
+        ok = d > 0
+        xyz = np.stack([result.cloud[c] for c in "xyz"], -1)[rows, cols][edge][ok]
+        errors[name] = (np.median(np.abs(d[ok] - cam[edge][ok, 2]) / cam[edge][ok, 2]),
+                        np.median(np.linalg.norm(xyz - cam[edge][ok], axis=1)))
+    assert edge.sum() > 1000
+    assert errors["raw"][0] <= 0.02 < errors["as if rectified"][0], errors
+    assert errors["raw"][1] < 0.6 * errors["as if rectified"][1], errors

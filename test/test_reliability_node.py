@@ -159,6 +159,17 @@ CASES = [
     Case("cloud_organized_padded_rows", _with(cloud=organized_cloud), "published"),
     Case("cloud_2_million_points", _with(cloud=lambda: convert.xyzi_to_cloud(million_points(), header("lidar"))),
          "published"),
+    Case("cloud_in_base_link", _with(cloud=lambda: convert.xyzi_to_cloud(FRAME["points"], header("base_link"))),
+         "wrong_cloud_frame", "[wrong_cloud_frame] cloud frame_id 'base_link' is not 'lidar', the frame T_cam_lidar maps from"),
+    Case("cloud_in_camera_frame", _with(cloud=lambda: convert.xyzi_to_cloud(FRAME["points"], header("camera"))),
+         "wrong_cloud_frame", "[wrong_cloud_frame] cloud frame_id 'camera' is not 'lidar'"),
+    Case("camera_info_plumb_bob_raw", _with(info=lambda: convert.make_camera_info(
+        header(), WIDTH, HEIGHT, P=FRAME["P"], K=FRAME["P"][:, :3], D=np.array([-0.2, 0.05, 0.001, -0.001, 0.0]))),
+         "published"),
+    Case("camera_info_distortion_model_unknown", _with(info=lambda: convert.make_camera_info(
+        header(), WIDTH, HEIGHT, P=FRAME["P"], K=FRAME["P"][:, :3], D=np.array([0.1, 0.0, 0.0, 0.0]),
+        distortion_model="fisheye")), "bad_camera_info",
+         "[bad_camera_info] the lens distortion D has 4 coefficients (1 nonzero) but distortion_model is 'fisheye'"),
     Case("camera_info_zero", _with(info=_info(K=np.zeros((3, 3)))), "bad_camera_info",
          "[bad_camera_info] camera info is uncalibrated: both K and P are all zero"),
     Case("camera_info_nan", _with(info=_info(K=NAN_K)), "bad_camera_info",

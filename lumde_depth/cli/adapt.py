@@ -24,7 +24,7 @@ def _recording(path: Path, args: argparse.Namespace):
         from lumde_depth.ros.extrinsics import matrix_from_param
         T = matrix_from_param(args.T_cam_lidar) if args.T_cam_lidar else None
         return bag_recording(path, image_topic=args.image, info_topic=args.camera_info, points_topic=args.points,
-                             T_cam_lidar=T, max_frames=args.max_frames)
+                             T_cam_lidar=T, lidar_frame=args.lidar_frame, max_frames=args.max_frames)
     from lumde_depth.data.recording import open_recording
     return open_recording(path, camera=args.camera, cameras=args.cameras)
 
@@ -83,6 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bag.add_argument("--T-cam-lidar", nargs="+", type=float, default=None, metavar="V",
                      help="LiDAR -> camera optical frame, 16 floats row-major or x y z qx qy qz qw "
                           "(default: the bag's /tf_static)")
+    bag.add_argument("--lidar-frame", default="", metavar="FRAME",
+                     help="frame_id of the clouds --T-cam-lidar maps from; clouds in another frame are skipped "
+                          "(default: the first cloud's frame)")
     bag.add_argument("--max-frames", type=int, default=300, help="thin a longer bag to about this many frames")
     parser.add_argument("--camera", default="image_02", help="KITTI raw camera folder (image_02 or image_03)")
     parser.add_argument("--cameras", nargs="+", default=None, help="DDAD / DGP: only these cameras (e.g. CAMERA_01)")

@@ -73,9 +73,10 @@ def _process(args: argparse.Namespace) -> int:
                                  max_depth=defaults.max_depth, colored=not args.no_colored,
                                  color_range=(defaults.color_near, defaults.color_far),
                                  publish_unsupported=args.publish_unsupported, support_gap=args.support_gap,
-                                 min_confidence=args.min_confidence)
+                                 min_confidence=args.min_confidence, rectify=args.rectify)
         summary = process_bag(args.bag, args.out, pipeline, image_topic=args.image, info_topic=args.camera_info,
-                              points_topic=args.points, T_cam_lidar=T, slop=args.slop, queue_size=args.queue_size,
+                              points_topic=args.points, T_cam_lidar=T, lidar_frame=args.lidar_frame, slop=args.slop,
+                              queue_size=args.queue_size,
                               exact_sync=args.exact_sync, namespace=args.namespace, gt_dir=args.gt,
                               storage=args.storage, progress=not args.no_progress)
     except (BagError, FileNotFoundError, ValueError) as exc:
@@ -119,6 +120,9 @@ def _register_process(verbs: argparse._SubParsersAction) -> None:
                              "(default: the bag's /tf_static)")
     parser.add_argument("--calib", help="KITTI calibration (file or raw date folder) instead of /tf_static")
     parser.add_argument("--calib-camera", type=int, default=2, help="KITTI camera of --calib (default 2)")
+    parser.add_argument("--lidar-frame", default="", metavar="FRAME",
+                        help="frame_id of the clouds --T-cam-lidar / --calib maps from; clouds in another frame are "
+                             "skipped as wrong_cloud_frame (node: lidar_frame; default: the first cloud's frame)")
     parser.add_argument("--slop", type=float, default=None, help="approximate sync slop in s (node default)")
     parser.add_argument("--queue-size", type=int, default=None, help="sync queue size (node default)")
     parser.add_argument("--exact-sync", action="store_true", help="require identical stamps")
@@ -132,6 +136,9 @@ def _register_process(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-confidence", type=float, default=NodeParams().min_confidence, metavar="C",
                         help="pixels whose confidence is below C (0-1) get no depth (NaN) and no point "
                              "(node: min_confidence; default 0 = keep all)")
+    parser.add_argument("--rectify", action="store_true",
+                        help="raw images (camera_info D != 0): rectify first and write depth on the grid of P "
+                             "(node: rectify; default: depth registered to the raw image through the distortion)")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_process)

@@ -8,11 +8,13 @@ applied, which frame ``T_cam_lidar`` ends in) are documented in :mod:`.projectio
 from lumde_depth.geometry.calibration import (
     Calibration,
     calibration_from_camera_info,
+    camera_model_from_camera_info,
     read_kitti_object_calib,
     read_kitti_raw_calib,
     read_kitti_text,
     write_kitti_raw_calib,
 )
+from lumde_depth.geometry.camera_model import CameraModel
 from lumde_depth.geometry.distortion import distort, ray_grid, undistort, view_radius
 from lumde_depth.geometry.cloud import XYZRGB, backproject, organized_cloud, pack_rgb, unpack_rgb
 from lumde_depth.geometry.intrinsics import (
@@ -28,7 +30,7 @@ from lumde_depth.geometry.projection import intrinsic_matrix, project_points, pr
 from lumde_depth.geometry.rectify import Rectifier, rectify_map
 
 __all__ = [
-    "Calibration", "calibration_from_camera_info", "read_kitti_object_calib", "read_kitti_raw_calib",
+    "Calibration", "calibration_from_camera_info", "camera_model_from_camera_info", "CameraModel", "read_kitti_object_calib", "read_kitti_raw_calib",
     "read_kitti_text", "write_kitti_raw_calib",
     "distort", "ray_grid", "undistort", "view_radius", "Rectifier", "rectify_map",
     "XYZRGB", "backproject", "organized_cloud", "pack_rgb", "unpack_rgb",

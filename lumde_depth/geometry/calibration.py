@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lumde_depth.geometry.camera_model import CameraModel
 from lumde_depth.geometry.projection import intrinsic_matrix, project_points
 
 RAW_CAM_TO_CAM = "calib_cam_to_cam.txt"
@@ -188,6 +189,28 @@ def calibration_from_camera_info(msg: Any, T_cam_lidar: np.ndarray | None = None
     if width <= 0 or height <= 0:
         raise ValueError(f"camera info has no image size (width={width}, height={height})")
     return Calibration(P=P, T_cam_lidar=T_cam_lidar, width=width, height=height)
+
+
+def camera_model_from_camera_info(msg: Any) -> CameraModel:
+    """The camera of the image a ``sensor_msgs/CameraInfo`` describes, as it is published.
+
+    ``D`` all zero (or empty): the rectified camera of :func:`calibration_from_camera_info` (``P``, or
+    ``K`` where ``P`` is unset). ``D`` nonzero: a raw image, projected through ``K`` and the distortion
+    (``distortion_model`` ``plumb_bob``, ``rational_polynomial`` or ``equidistant``), with ``P`` and ``R``
+    kept for rectification. Raises ``ValueError`` naming the problem and the fix.
+    """
+    calib = calibration_from_camera_info(msg)
+    D = np.asarray(_field(msg, "d"), dtype=np.float64).reshape(-1)
+    model = str(getattr(msg, "distortion_model", "") or "")
+    if not D.any():
+        return CameraModel.pinhole(calib.P, calib.width, calib.height)
+    K = np.asarray(_field(msg, "k"), dtype=np.float64).reshape(3, 3)
+    if not K.any():
+        raise ValueError("camera info has distortion D but K is all zero: a raw image is projected with K and D; "
+                         "publish the camera's K")
+    R = np.asarray(_field(msg, "r"), dtype=np.float64).reshape(3, 3)
+    return CameraModel(K=K, width=calib.width, height=calib.height, D=D, distortion_model=model, P=calib.P,
+                       R_rect=R if R.any() else None)
 
 
 def _line(key: str, values: np.ndarray) -> str:

@@ -3,7 +3,8 @@
 The bag is read with ``rosbags``' ``AnyReader`` (ROS 1 ``.bag`` files and ROS 2 bag folders, no ROS
 install). Image, camera_info and LiDAR cloud go through the node's synchronizer and checks
 (:func:`~lumde_depth.ros.bag_process.synchronizer`, :func:`~lumde_depth.ros.bag_process.set_inputs`);
-the cloud is projected with the camera_info's ``P`` (:func:`~lumde_depth.ros.pipeline.project_cloud`),
+the cloud is projected with the camera_info's ``P`` (a raw image's through ``K`` and ``D``:
+:func:`~lumde_depth.ros.pipeline.project_cloud`),
 so a frame is what the node would have completed. The extrinsic comes from the bag's ``/tf_static``
 or is given. A bad set is skipped, counted by kind and logged, as ``lumde bag process`` does.
 
@@ -21,9 +22,11 @@ import numpy as np
 
 from lumde_depth.data.recording import Recording
 from lumde_depth.data.rig_frame import RigFrame
+from lumde_depth.geometry import CameraModel
 from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError
 from lumde_depth.ros.bag_process import StaticTransforms, choose_inputs, set_inputs, synchronizer
+from lumde_depth.ros.extrinsics import FixedExtrinsic
 from lumde_depth.ros.params import NodeParams
 from lumde_depth.ros.pipeline import FrameError, project_cloud
 
@@ -42,11 +45,12 @@ def _open(path: Path) -> Any:
 
 
 def bag_recording(bag: str | Path, *, image_topic: str | None = None, info_topic: str | None = None,
-                  points_topic: str | None = None, T_cam_lidar: np.ndarray | None = None,
+                  points_topic: str | None = None, T_cam_lidar: np.ndarray | None = None, lidar_frame: str = "",
                   slop: float | None = None, queue_size: int | None = None, exact_sync: bool = False,
                   max_frames: int = 300, log: Callable[[str], None] | None = None) -> Recording:
     """The synchronized frames of a bag. Topics default to kitti2bag's names, else the only topic of each
-    type (as ``lumde bag process``); ``T_cam_lidar`` replaces the bag's ``/tf_static``."""
+    type (as ``lumde bag process``); ``T_cam_lidar`` replaces the bag's ``/tf_static``, for clouds in
+    ``lidar_frame`` (empty: the first cloud's frame; see :class:`~lumde_depth.ros.extrinsics.FixedExtrinsic`)."""
     path = Path(bag)
     log = log or (lambda text: print(text, file=sys.stderr))
     defaults = NodeParams()
@@ -63,6 +67,8 @@ def bag_recording(bag: str | Path, *, image_topic: str | None = None, info_topic
         stride = max(1, math.ceil(images / max_frames))
         filters, ready = synchronizer(queue_size, slop, exact_sync)
         static_tf = StaticTransforms()
+        extrinsic = static_tf if T_cam_lidar is None else FixedExtrinsic(
+            T_cam_lidar, lidar_frame, lambda text: log(f"lumde adapt: {path.name}: {text}"), setting="--lidar-frame ")
         wanted = [c for c in reader.connections if c.topic in (*inputs, "/tf_static")]
         counts = dict.fromkeys(inputs, 0)
         sets = 0
@@ -79,9 +85,8 @@ def bag_recording(bag: str | Path, *, image_topic: str | None = None, info_topic
                 if (sets - 1) % stride:
                     continue
                 try:
-                    rgb, P, xyz, T = set_inputs(image, info, cloud, T_cam_lidar if T_cam_lidar is not None
-                                                else static_tf)
-                    sparse = project_cloud(xyz, T, P, rgb.shape[1], rgb.shape[0])
+                    rgb, camera, xyz, T = set_inputs(image, info, cloud, extrinsic)
+                    sparse = project_cloud(xyz, T, camera)
                 except FrameError as exc:
                     skipped[exc.kind] = skipped.get(exc.kind, 0) + 1
                     log(f"lumde adapt: {path.name}: frame at {convert.stamp_to_ns(image.header.stamp)} ns skipped "
@@ -89,7 +94,7 @@ def bag_recording(bag: str | Path, *, image_topic: str | None = None, info_topic
                     continue
                 rows, cols = np.nonzero(sparse)
                 stamp = convert.stamp_to_ns(image.header.stamp)
-                frames.append((rgb, P[:, :3].copy(), np.stack([rows, cols]).astype(np.int32), sparse[rows, cols],
+                frames.append((rgb, camera, np.stack([rows, cols]).astype(np.int32), sparse[rows, cols],
                                path.name, inputs[0], stamp))
     finally:
         reader.close()
@@ -102,13 +107,13 @@ def bag_recording(bag: str | Path, *, image_topic: str | None = None, info_topic
     return Recording(str(path), [_loader(*frame) for frame in frames])
 
 
-def _loader(rgb: np.ndarray, K: np.ndarray, pixels: np.ndarray, depth: np.ndarray, scene: str, camera: str,
+def _loader(rgb: np.ndarray, model: CameraModel, pixels: np.ndarray, depth: np.ndarray, scene: str, camera: str,
             stamp: int) -> Callable[[], RigFrame]:
     def load() -> RigFrame:
         sparse = np.zeros(rgb.shape[:2], np.float32)
         sparse[pixels[0], pixels[1]] = depth
-        return RigFrame(rgb=rgb, depth=sparse, K=K, scene=scene, camera=camera, name=f"{scene}/{stamp}",
-                        stamp_ns=stamp)
+        return RigFrame(rgb=rgb, depth=sparse, K=model.K, scene=scene, camera=camera, name=f"{scene}/{stamp}",
+                        stamp_ns=stamp, D=model.D, distortion_model=model.distortion_model)
     return load
 
 

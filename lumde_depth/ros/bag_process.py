@@ -18,9 +18,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from lumde_depth.geometry import CameraModel
 from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError, check_new_bag, new_bag, open_bag, typestore
 from lumde_depth.ros.compat import SimpleFilter, tf_transformations
+from lumde_depth.ros.extrinsics import FixedExtrinsic
 from lumde_depth.ros.kitti2bag import KITTI_INPUTS
 from lumde_depth.ros.params import NodeParams
 from lumde_depth.ros.pipeline import DepthPipeline, FrameError, frame_inputs
@@ -124,14 +126,16 @@ def _ground_truth(gt_dir: Path | None, index: int) -> np.ndarray | None:
 
 def process_bag(bag_in: str | Path, bag_out: str | Path, pipeline: DepthPipeline, *, image_topic: str | None = None,
                 info_topic: str | None = None, points_topic: str | None = None,
-                T_cam_lidar: np.ndarray | None = None, slop: float | None = None, queue_size: int | None = None,
+                T_cam_lidar: np.ndarray | None = None, lidar_frame: str = "", slop: float | None = None,
+                queue_size: int | None = None,
                 exact_sync: bool = False, namespace: str = "", gt_dir: str | Path | None = None,
                 storage: str = "mcap", progress: bool = True, log: Callable[[str], None] | None = None
                 ) -> ProcessSummary:
     """Copy ``bag_in`` to the new bag ``bag_out`` and add the pipeline's depth topics under ``namespace``.
 
     ``slop`` / ``queue_size`` default to the node's parameter defaults. ``T_cam_lidar`` (LiDAR ->
-    camera optical frame) replaces the bag's ``/tf_static``. ``gt_dir``: KITTI depth PNGs named by
+    camera optical frame) replaces the bag's ``/tf_static``; it maps clouds from ``lidar_frame`` (empty:
+    the first cloud's frame, see :class:`~lumde_depth.ros.extrinsics.FixedExtrinsic`). ``gt_dir``: KITTI depth PNGs named by
     frame index (the n-th image of the bag is frame n), for KITTI metrics of the dense depth.
     """
     from tqdm import tqdm
@@ -149,6 +153,8 @@ def process_bag(bag_in: str | Path, bag_out: str | Path, pipeline: DepthPipeline
     prefix = "/" + namespace.strip("/") + "/" if namespace.strip("/") else "/"
     ts = typestore()
     summary = ProcessSummary(out=bag_out)
+    fixed = None if T_cam_lidar is None else FixedExtrinsic(
+        T_cam_lidar, lidar_frame, lambda text: log(f"lumde bag process: {text}"), setting="--lidar-frame ")
     accumulator = MetricAccumulator(kitti_metrics)
     with open_bag(bag_in) as reader:
         inputs = choose_inputs(reader.connections, image_topic, info_topic, points_topic)
@@ -190,8 +196,7 @@ def process_bag(bag_in: str | Path, bag_out: str | Path, pipeline: DepthPipeline
                     index, image_time = images.pop(id(image))
                     summary.sets += 1
                     try:
-                        result = _process_set(pipeline, image, info, cloud,
-                                              T_cam_lidar if T_cam_lidar is not None else static_tf)
+                        result = _process_set(pipeline, image, info, cloud, fixed or static_tf)
                     except FrameError as exc:
                         summary.errors[exc.kind] = summary.errors.get(exc.kind, 0) + 1
                         log(f"lumde bag process: frame at {convert.stamp_to_ns(image.header.stamp)} skipped "
@@ -217,24 +222,26 @@ def synchronizer(queue_size: int, slop: float, exact_sync: bool) -> tuple[list[A
     return filters, ready
 
 
-def set_inputs(image: Any, info: Any, cloud: Any, extrinsic: np.ndarray | StaticTransforms
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(rgb, P, xyz, T_cam_lidar)`` of a synchronized set, with the node's checks (:class:`FrameError`).
+def set_inputs(image: Any, info: Any, cloud: Any, extrinsic: FixedExtrinsic | StaticTransforms
+               ) -> tuple[np.ndarray, CameraModel, np.ndarray, np.ndarray]:
+    """``(rgb, camera, xyz, T_cam_lidar)`` of a synchronized set, with the node's checks (:class:`FrameError`).
 
-    ``extrinsic``: the fixed ``T_cam_lidar``, or the bag's static TF tree to look it up in."""
-    rgb, P, xyz = frame_inputs(image, info, cloud)
+    ``extrinsic``: the fixed ``T_cam_lidar`` (for clouds of its frame), or the bag's static TF tree to
+    look it up in."""
+    rgb, camera, xyz = frame_inputs(image, info, cloud)
+    if isinstance(extrinsic, FixedExtrinsic):
+        return rgb, camera, xyz, extrinsic.for_cloud(cloud.header.frame_id, image.header.frame_id)
     try:
-        T = extrinsic if isinstance(extrinsic, np.ndarray) else extrinsic.lookup(image.header.frame_id,
-                                                                                  cloud.header.frame_id)
+        T = extrinsic.lookup(image.header.frame_id, cloud.header.frame_id)
     except ValueError as exc:
         raise FrameError("no_extrinsic", str(exc)) from None
     if T is None:
         raise FrameError("no_extrinsic", f"no transform {cloud.header.frame_id!r} -> {image.header.frame_id!r} in "
                                          f"the bag's /tf_static: give --T-cam-lidar or --calib")
-    return rgb, P, xyz, T
+    return rgb, camera, xyz, T
 
 
 def _process_set(pipeline: DepthPipeline, image: Any, info: Any, cloud: Any,
-                 extrinsic: np.ndarray | StaticTransforms) -> Any:
+                 extrinsic: FixedExtrinsic | StaticTransforms) -> Any:
     """One synchronized (image, camera_info, cloud) set through the pipeline, with the node's checks."""
     return pipeline.process(*set_inputs(image, info, cloud, extrinsic))

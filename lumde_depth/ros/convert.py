@@ -400,6 +400,18 @@ def camera_info_to_P(msg: Any) -> np.ndarray:
     return calibration_from_camera_info(msg).P
 
 
+def _camera_field(msg: Any, name: str) -> Any:
+    """A ``CameraInfo`` array field (ROS 2 lower case, ROS 1 / rosbags ROS 1 upper case)."""
+    return getattr(msg, name) if hasattr(msg, name) else getattr(msg, name.upper())
+
+
+def _set_camera_fields(msg: Any, **values: np.ndarray) -> None:
+    """Set ``CameraInfo`` array fields in the representation the message class holds (list or array)."""
+    for name, value in values.items():
+        attr = name if hasattr(msg, name) else name.upper()
+        setattr(msg, attr, value if isinstance(getattr(msg, attr), np.ndarray) else value.tolist())
+
+
 def camera_info_to_K(msg: Any) -> np.ndarray:
     """The 3x3 intrinsic matrix ``K`` of a ``CameraInfo``."""
     return np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
@@ -434,13 +446,19 @@ def frame_messages(result: Any, header: Any, info: Any, typestore: Any = None) -
     """The output messages of one processed frame (a ``pipeline.FrameResult``), keyed by relative topic.
 
     ``depth/image`` (32FC1 metres, NaN invalid, REP 118), ``depth/camera_info`` (``info`` restamped
-    with ``header``), and when the result holds them ``depth/points`` (organized XYZRGB,
-    ``is_dense=False``), ``depth/sparse`` (32FC1), ``depth/confidence`` (32FC1, 0-1) and
-    ``depth/colored`` (rgb8). All carry ``header``.
+    with ``header``; when a raw image was rectified, ``D`` = 0 and ``K`` = ``P``'s block, the rest
+    kept), and when the result holds them ``depth/points`` (organized XYZRGB, ``is_dense=False``),
+    ``depth/sparse`` (32FC1), ``depth/confidence`` (32FC1, 0-1) and ``depth/colored`` (rgb8). All carry
+    ``header``.
     """
     nan = np.float32(np.nan)
     info = copy.copy(info)
     info.header = header
+    if result.rectified:   # the outputs lie on the rectified grid: P's camera, no distortion
+        P = np.asarray(_camera_field(info, "p"), dtype=np.float64).reshape(3, 4)
+        _set_camera_fields(info, d=np.zeros(len(_camera_field(info, "d"))))
+        if P.any():
+            _set_camera_fields(info, k=P[:, :3].reshape(-1))
     out = {"depth/image": numpy_to_image(np.where(result.depth > 0, result.depth, nan).astype(np.float32), "32FC1",
                                          header, typestore),
            "depth/camera_info": info}

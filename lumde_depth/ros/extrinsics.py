@@ -6,17 +6,24 @@ or while TF has none, the fixed matrix from the ``T_cam_lidar`` parameter or the
 
 Without a ROS install neither ``tf2_ros`` nor ``tf2_msgs`` (the ``/tf`` message type) is on PyPI,
 so no TF listener can be built; the fixed matrix is then the only source, and diagnostics say so.
+
+Frames: TF is asked for the transform from each cloud's own ``frame_id`` to the image's, so a cloud
+in ``base_link`` or in the camera frame gets the right one. A fixed matrix maps from one frame only
+(:class:`FixedExtrinsic`: the ``lidar_frame`` parameter, or else the first cloud's frame, logged); a
+cloud in another frame is refused as ``wrong_cloud_frame`` instead of silently getting the LiDAR's
+extrinsic.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from lumde_depth.geometry.calibration import read_kitti_object_calib, read_kitti_raw_calib
 from lumde_depth.ros.compat import tf_transformations
+from lumde_depth.ros.pipeline import FrameError
 
 TF_RETRY_PERIOD = 5.0   # seconds between TF attempts while it has no transform (lookups block)
 
@@ -64,10 +71,55 @@ def transform_to_matrix(transform: Any) -> np.ndarray:
     return T
 
 
+class FixedExtrinsic:
+    """A fixed LiDAR -> camera transform (``T_cam_lidar`` / ``calib_file``) and the cloud frame it maps from.
+
+    ``lidar_frame`` empty: the first cloud's ``frame_id`` is taken (``notice`` is called once with a
+    line saying so), unless that cloud is already in the camera's frame while ``T`` is not the
+    identity (a LiDAR extrinsic applied to a camera-frame cloud is the silent error this class exists
+    to stop). From then on a cloud in any other frame raises :class:`FrameError` ``wrong_cloud_frame``.
+    """
+
+    def __init__(self, T: np.ndarray, lidar_frame: str = "", notice: Callable[[str], None] | None = None,
+                 setting: str = "lidar_frame:=") -> None:
+        """``setting``: how the user sets the frame, for the messages (``--lidar-frame`` in ``lumde bag process``)."""
+        self.T = np.asarray(T, dtype=np.float64)
+        self.lidar_frame = lidar_frame.lstrip("/")
+        self._notice = notice
+        self._setting = setting
+
+    def for_cloud(self, cloud_frame: str, camera_frame: str) -> np.ndarray:
+        """``T`` for a cloud in ``cloud_frame`` seen by the camera in ``camera_frame``, or a ``wrong_cloud_frame``
+        :class:`FrameError` naming both frames and the fixes."""
+        cloud_frame, camera_frame = cloud_frame.lstrip("/"), camera_frame.lstrip("/")
+        if not self.lidar_frame:
+            if cloud_frame == camera_frame and not np.allclose(self.T, np.eye(4)):
+                raise FrameError("wrong_cloud_frame", f"the cloud is in the camera's own frame {camera_frame!r} but "
+                                                      "T_cam_lidar is a LiDAR -> camera transform, not the identity: "
+                                                      "publish the LiDAR's clouds in the LiDAR frame, or set "
+                                                      f"{self._setting}FRAME, the frame T_cam_lidar maps from")
+            self.lidar_frame = cloud_frame
+            if self._notice is not None:
+                self._notice(f"T_cam_lidar is taken to map from {cloud_frame!r}, the frame_id of the first cloud; "
+                             f"clouds in other frames are refused (set {self._setting}{cloud_frame} to say so)")
+        if cloud_frame != self.lidar_frame:
+            raise FrameError("wrong_cloud_frame", f"cloud frame_id {cloud_frame!r} is not {self.lidar_frame!r}, the "
+                                                  "frame T_cam_lidar maps from: publish the LiDAR's clouds in "
+                                                  f"{self.lidar_frame!r}, set {self._setting}{cloud_frame} if the "
+                                                  f"extrinsic maps from {cloud_frame!r}, or publish TF {cloud_frame!r} -> "
+                                                  f"{camera_frame!r}")
+        return self.T
+
+    def describe(self) -> str:
+        """Short description for diagnostics."""
+        return f"parameter/calib file from {self.lidar_frame!r}" if self.lidar_frame else \
+            "parameter/calib file (from the first cloud's frame)"
+
+
 class Extrinsics:
     """LiDAR -> camera transform for a pair of frames; TF first, then the fixed matrix."""
 
-    def __init__(self, node: Any, fixed: np.ndarray | None, use_tf: bool = True, timeout: float = 0.1) -> None:
+    def __init__(self, node: Any, fixed: FixedExtrinsic | None, use_tf: bool = True, timeout: float = 0.1) -> None:
         self.fixed = fixed
         self.timeout = timeout
         self._cache: dict[tuple[str, str], np.ndarray] = {}
@@ -86,11 +138,13 @@ class Extrinsics:
     @property
     def source(self) -> str:
         """Short description for diagnostics."""
-        fixed = "parameter/calib file" if self.fixed is not None else "none"
+        fixed = self.fixed.describe() if self.fixed is not None else "none"
         return f"TF (tf2_ros), fallback {fixed}" if self.tf_available else f"{fixed} (tf2_ros not installed)"
 
     def lookup(self, camera_frame: str, lidar_frame: str) -> tuple[np.ndarray | None, str]:
-        """``(T_cam_lidar or None, where it came from)``; never blocks longer than ``timeout``."""
+        """``(T_cam_lidar or None, where it came from)`` for a cloud in ``lidar_frame``; never blocks longer
+        than ``timeout``. Raises :class:`FrameError` ``wrong_cloud_frame`` where only the fixed matrix
+        applies and the cloud is not in its frame."""
         key = (camera_frame, lidar_frame)
         if key in self._cache:
             return self._cache[key], "tf"
@@ -101,7 +155,9 @@ class Extrinsics:
                 self._cache[key] = T
                 return T, "tf"
             self._next_try[key] = time.monotonic() + TF_RETRY_PERIOD
-        return self.fixed, "fixed" if self.fixed is not None else "none"
+        if self.fixed is None:
+            return None, "none"
+        return self.fixed.for_cloud(lidar_frame, camera_frame), "fixed"
 
     def _lookup_tf(self, camera_frame: str, lidar_frame: str) -> np.ndarray | None:
         from rclpy.duration import Duration

@@ -27,7 +27,7 @@ from lumde_depth.inference import DEFAULT_MONO_MODEL, DepthCompleter
 from lumde_depth.ros import convert
 from lumde_depth.ros.compat import message_filters
 from lumde_depth.ros.diagnostics import NodeStats, status_message
-from lumde_depth.ros.extrinsics import Extrinsics, matrix_from_calib_file, matrix_from_param
+from lumde_depth.ros.extrinsics import Extrinsics, FixedExtrinsic, matrix_from_calib_file, matrix_from_param
 from lumde_depth.ros.params import NODE_NAME, NodeParams, change, declare, unknown_overrides
 from lumde_depth.ros.pipeline import AutoPipeline, DepthPipeline, FrameError, frame_inputs
 from lumde_depth.ros.sync import counting_synchronizer
@@ -98,6 +98,7 @@ class DepthNode(Node):
             fixed = matrix_from_param(p.T_cam_lidar)
         elif p.calib_file:
             fixed = matrix_from_calib_file(p.calib_file, p.calib_camera)
+        fixed = None if fixed is None else FixedExtrinsic(fixed, p.lidar_frame, self.get_logger().info)
         self.extrinsics = Extrinsics(self, fixed, p.use_tf, p.tf_timeout)
 
         qos_in = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth,
@@ -178,7 +179,7 @@ class DepthNode(Node):
         return DepthPipeline(completer, decimation=p.decimation, min_depth=p.min_depth, max_depth=p.max_depth,
                              colored=p.publish_colored, color_range=(p.color_near, p.color_far),
                              publish_unsupported=p.publish_unsupported, support_gap=p.support_gap,
-                             min_confidence=p.min_confidence)
+                             min_confidence=p.min_confidence, rectify=p.rectify)
 
     _OUTPUT_TYPES = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
                      "depth/confidence": Image, "depth/sparse": Image, "depth/colored": Image}
@@ -216,7 +217,7 @@ class DepthNode(Node):
             for sync in self.synchronizers:
                 sync.set_slop(params.slop)
         if names & {"decimation", "min_depth", "max_depth", "min_confidence", "publish_unsupported", "support_gap",
-                    "publish_colored", "color_near", "color_far"}:
+                    "publish_colored", "color_near", "color_far", "rectify"}:
             self.pipeline = self._depth_pipeline(self.pipeline.completer) if self.pipeline else None
             self.mono_pipeline = self._depth_pipeline(self.mono_pipeline.completer) if self.mono_pipeline else None
             if self.auto is not None:

@@ -49,6 +49,10 @@ class NodeParams:
     calib_file: str = field("", doc="KITTI calibration: object calib .txt (P2, R0_rect, Tr_velo_to_cam) or a "
                                     "raw date folder / calib_velo_to_cam.txt; alternative to T_cam_lidar")
     calib_camera: int = field(2, low=0, high=3, doc="KITTI camera index of calib_file (2 = left colour)")
+    lidar_frame: str = field("", doc="frame_id of the clouds that T_cam_lidar / calib_file map from; a cloud in "
+                                     "another frame is refused (wrong_cloud_frame). Empty = the first cloud's "
+                                     "frame_id, logged once. Not used for transforms found in TF (looked up "
+                                     "from each cloud's own frame_id)")
     use_tf: bool = field(True, doc="look the extrinsic up in TF first (needs tf2_ros)")
     tf_timeout: float = field(0.1, low=0.0, high=10.0, doc="seconds to wait for TF on a lookup")
     slop: float = field(0.05, low=0.0001, high=10.0, doc="approximate sync: max stamp spread in seconds")
@@ -74,6 +78,10 @@ class NodeParams:
     support_gap: float = field(1.0, low=0.0, high=100.0,
                                doc="metres (at the pixel's depth) a pixel may lie from its nearest LiDAR point and "
                                    "still be supported, beyond two ring spacings; 0 = no distance test")
+    rectify: bool = field(False, doc="raw images (camera_info D != 0): false = depth registered to the image as "
+                                     "published (LiDAR projected and the cloud back-projected through K and D); "
+                                     "true = rectify the image first and publish on the grid of P "
+                                     "(depth/camera_info then has D = 0, K = P's)")
     publish_sparse: bool = field(False, doc="publish depth/sparse (the projected LiDAR, 32FC1)")
     publish_colored: bool = field(True, doc="publish depth/colored (rgb8 colour map)")
     color_near: float = field(1.0, low=0.01, high=1000.0, doc="depth/colored: metres shown red")
@@ -87,14 +95,14 @@ class NodeParams:
 # take effect while the node runs (``ros2 param set``); every other parameter is read at start-up
 LIVE = frozenset({"slop", "decimation", "min_depth", "max_depth", "min_confidence", "publish_unsupported",
                   "support_gap", "publish_sparse", "publish_colored", "color_near", "color_far", "max_stamp_age",
-                  "diagnostics_period", "log_throttle", "lidar_timeout", "tf_timeout"})
+                  "diagnostics_period", "log_throttle", "lidar_timeout", "tf_timeout", "rectify"})
 _FIXED_BECAUSE = {
     **dict.fromkeys(("model", "backend", "device", "input_height", "input_width", "fit", "threads", "lidar_align",
                      "mode", "mono_model"), "the networks are loaded at start-up"),
     **dict.fromkeys(("image_compressed", "qos_reliability", "qos_depth", "output_reliability"),
                     "the topics are subscribed and advertised at start-up"),
     **dict.fromkeys(("queue_size", "exact_sync"), "the synchronizer is built at start-up"),
-    **dict.fromkeys(("T_cam_lidar", "calib_file", "calib_camera", "use_tf"),
+    **dict.fromkeys(("T_cam_lidar", "calib_file", "calib_camera", "use_tf", "lidar_frame"),
                     "the extrinsic source is chosen at start-up"),
 }
 

@@ -1,13 +1,15 @@
 """Per-frame processing shared by the node and ``lumde bag process`` (no rclpy: messages are duck-typed).
 
-One synchronized set ``(image, P, LiDAR xyz, T_cam_lidar)`` becomes: the z-buffered sparse depth
-(``project_points`` with the camera_info's 3x4 ``P``), the dense depth (``DepthCompleter``) and, when
-asked for, its per-pixel confidence, the organized coloured cloud (``organized_cloud``: the
-back-projected, optionally decimated, dense depth with the image's colours) and a colour-mapped depth
-picture for people. Depth the LiDAR does not support (outside its field of view, far from any point,
-saturated at the model's clip: see :func:`~lumde_depth.geometry.support.support_mask`) is invalid (NaN
-when published, REP 118) unless ``publish_unsupported``, and so is depth whose confidence is below
-``min_confidence``. Both the live node and the
+One synchronized set ``(image, camera, LiDAR xyz, T_cam_lidar)`` becomes: the z-buffered sparse depth
+(``project_points`` with the camera_info's 3x4 ``P``; for a raw image with distortion ``D`` through
+``K`` and ``D``, or onto the rectified image with ``rectify``: :class:`~lumde_depth.geometry.CameraModel`),
+the dense depth (``DepthCompleter``) and, when asked for, its per-pixel confidence, the organized
+coloured cloud (``organized_cloud``: the back-projected, optionally decimated, dense depth with the
+image's colours, along the camera's rays) and a colour-mapped depth picture for people. Depth the LiDAR
+does not support (outside its field of view, far from any point, saturated at the model's clip: see
+:func:`~lumde_depth.geometry.support.support_mask`) is invalid (NaN when published, REP 118) unless
+``publish_unsupported``, and so is depth whose confidence is below ``min_confidence``. Both the live
+node and the
 offline bag tool call :meth:`DepthPipeline.process`, so their outputs are identical for the same inputs.
 
 The node's ``auto`` mode runs :class:`AutoPipeline`: completion while LiDAR frames arrive, the
@@ -26,7 +28,7 @@ from typing import Any, Container
 
 import numpy as np
 
-from lumde_depth.geometry import organized_cloud, project_points
+from lumde_depth.geometry import CameraModel, camera_model_from_camera_info
 from lumde_depth.geometry.scale import lidar_scale
 from lumde_depth.geometry.support import support_mask, unsaturated
 from lumde_depth.inference import DepthCompleter
@@ -54,16 +56,19 @@ class FrameResult:
     depth: np.ndarray                # (H, W) float32 metres, 0 where no depth or not supported (as published)
     cloud: np.ndarray | None         # (H/d, W/d) geometry.XYZRGB organized cloud, optical frame, NaN invalid
     colored: np.ndarray | None       # (H, W, 3) uint8 colour-mapped depth, when asked for
-    K: np.ndarray                    # 3x3 intrinsics of the image (left block of P)
+    K: np.ndarray                    # 3x3 matrix of the output images (P's block; the raw K of a distorted camera)
     timings: dict[str, float] = field(default_factory=dict)   # milliseconds per stage
     dense: np.ndarray | None = None  # the network's depth in [min_depth, max_depth] before the support mask
     support: np.ndarray | None = None  # (H, W) bool, True where supported (None: not masked)
     confidence: np.ndarray | None = None   # (H, W) float32 in [0, 1], 0 where no depth; when asked for
+    rectified: bool = False          # a raw image was rectified: every image above is on the grid of P
 
 
-def frame_inputs(image: Any, info: Any, cloud: Any | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(rgb, P, xyz)`` of a synchronized ``(Image | CompressedImage, CameraInfo[, PointCloud2])`` set
-    (rclpy or rosbags messages), with the checks the node and ``lumde bag process`` share."""
+def frame_inputs(image: Any, info: Any, cloud: Any | None) -> tuple[np.ndarray, CameraModel, np.ndarray | None]:
+    """``(rgb, camera, xyz)`` of a synchronized ``(Image | CompressedImage, CameraInfo[, PointCloud2])`` set
+    (rclpy or rosbags messages), with the checks the node and ``lumde bag process`` share. ``camera``
+    is the image's :class:`~lumde_depth.geometry.CameraModel`: ``P`` for a rectified image, ``K`` and
+    the distortion for a raw one (``D`` != 0)."""
     try:
         rgb = convert.image_to_rgb(image)
     except ValueError as exc:
@@ -73,14 +78,14 @@ def frame_inputs(image: Any, info: Any, cloud: Any | None) -> tuple[np.ndarray, 
         raise FrameError("size_mismatch", f"camera_info is {info.width}x{info.height} but the image is "
                                           f"{width}x{height}: publish the camera_info of this image")
     try:
-        P = convert.camera_info_to_P(info)
+        camera = camera_model_from_camera_info(info)
     except ValueError as exc:
         text = str(exc) if "calibrat" in str(exc) else f"camera_info: {exc}: {CALIBRATE}"
         raise FrameError("bad_camera_info", text) from None
     if cloud is None:
-        return rgb, P, None
+        return rgb, camera, None
     try:
-        return rgb, P, convert.cloud_to_xyz(cloud)
+        return rgb, camera, convert.cloud_to_xyz(cloud)
     except (ValueError, KeyError) as exc:
         raise FrameError("bad_cloud", f"cannot read the cloud: {exc}") from None
 
@@ -91,12 +96,14 @@ class DepthPipeline:
     def __init__(self, completer: DepthCompleter, decimation: int = 1, min_depth: float = 0.1,
                  max_depth: float = 300.0, colored: bool = True,
                  color_range: tuple[float, float] = (1.0, 80.0), publish_unsupported: bool = False,
-                 support_gap: float = 1.0, min_confidence: float = 0.0) -> None:
+                 support_gap: float = 1.0, min_confidence: float = 0.0, rectify: bool = False) -> None:
         """``publish_unsupported``: keep the depth the LiDAR does not support (no NaN mask);
         ``support_gap``: metres a pixel may lie from its nearest LiDAR point, at its depth, and still be
         supported (0 = no distance test; see :func:`~lumde_depth.geometry.support.support_mask`);
         ``min_confidence``: depth whose confidence is below it is invalid too (with or without
-        ``publish_unsupported``; 0 = no confidence test)."""
+        ``publish_unsupported``; 0 = no confidence test); ``rectify``: a raw (distorted) image is
+        rectified first and every output lies on the grid of its ``P`` (else the outputs are
+        registered to the raw image, through the distortion)."""
         if decimation < 1:
             raise ValueError(f"decimation must be >= 1, got {decimation}")
         if not 0 < min_depth < max_depth:
@@ -113,12 +120,15 @@ class DepthPipeline:
         if support_gap < 0:
             raise ValueError(f"support_gap must be >= 0 metres, got {support_gap}")
         self.publish_unsupported, self.support_gap = bool(publish_unsupported), float(support_gap)
+        self.rectify = bool(rectify)
 
-    def process(self, rgb: np.ndarray, P: np.ndarray, points: np.ndarray | None,
+    def process(self, rgb: np.ndarray, P: np.ndarray | CameraModel, points: np.ndarray | None,
                 T_cam_lidar: np.ndarray | None, outputs: Container[str] | None = None,
                 scale: float = 1.0) -> FrameResult:
         """Run one frame. ``points`` ``(N, >=3)`` LiDAR-frame xyz, or None for camera-only
-        (monocular) processing; ``P`` 3x3 or 3x4 camera matrix of ``rgb`` ``(H, W, 3)`` uint8.
+        (monocular) processing; ``P`` the camera of ``rgb`` ``(H, W, 3)`` uint8: a 3x3 or 3x4 matrix
+        (pinhole) or a :class:`~lumde_depth.geometry.CameraModel` (e.g. a raw image with distortion:
+        projected and back-projected through it, or rectified first with ``rectify``).
 
         ``outputs`` names the optional products wanted (``depth/points``, ``depth/colored``,
         ``depth/confidence``); None = all. The node passes the topics that have subscribers, so nobody
@@ -131,12 +141,15 @@ class DepthPipeline:
         if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise FrameError("bad_image", f"image must be (H, W, 3) uint8 rgb, got "
                                           f"{getattr(rgb, 'shape', type(rgb))} {getattr(rgb, 'dtype', '')}")
-        P = _checked_P(P)
-        K = P[:, :3].copy()
-        height, width = rgb.shape[:2]
+        camera = self._camera(P, rgb)
+        rectified = self.rectify and camera.distorted
+        if rectified:
+            rgb, camera = camera.rectifier()(rgb), camera.rectified()
+        t_rectify = time.perf_counter()
+        K = camera.K
         sparse = None
         if points is not None:
-            sparse = project_cloud(points, T_cam_lidar, P, width, height, self.min_depth, self.max_depth)
+            sparse = project_cloud(points, T_cam_lidar, camera, min_depth=self.min_depth, max_depth=self.max_depth)
         t1 = time.perf_counter()
         confidence = None
         try:
@@ -158,17 +171,29 @@ class DepthPipeline:
         if confidence is not None:
             confidence = np.where(depth > 0, confidence, np.float32(0.0))
         t_support = time.perf_counter()
-        cloud = organized_cloud(depth, K, rgb, self.decimation) if outputs is None or "depth/points" in outputs \
+        cloud = camera.cloud(depth, rgb, self.decimation) if outputs is None or "depth/points" in outputs \
             else None
         t3 = time.perf_counter()
         colored = colorize(depth, *self.color_range) if self.colored and (
             outputs is None or "depth/colored" in outputs) else None
         t4 = time.perf_counter()
-        timings = {"project": 1e3 * (t1 - t0), "complete": 1e3 * (t2 - t1),
+        timings = {"rectify": 1e3 * (t_rectify - t0), "project": 1e3 * (t1 - t_rectify),
+                   "complete": 1e3 * (t2 - t1),
                    **{f"complete.{k}": v for k, v in self.completer.last_timings.items()},
                    "support": 1e3 * (t_support - t2), "cloud": 1e3 * (t3 - t_support), "colorize": 1e3 * (t4 - t3),
                    "total": 1e3 * (t4 - t0)}
-        return FrameResult(sparse, depth, cloud, colored, K, timings, dense, support, confidence)
+        return FrameResult(sparse, depth, cloud, colored, K, timings, dense, support, confidence, rectified)
+
+    @staticmethod
+    def _camera(P: np.ndarray | CameraModel, rgb: np.ndarray) -> CameraModel:
+        height, width = rgb.shape[:2]
+        if isinstance(P, CameraModel):
+            if (P.width, P.height) != (width, height):
+                raise FrameError("size_mismatch", f"the camera is {P.width}x{P.height} but the image is "
+                                                  f"{width}x{height}: publish the camera_info of this image")
+            _checked_P(P.K)
+            return P
+        return CameraModel.pinhole(_checked_P(P), width, height)
 
     def _support(self, depth: np.ndarray, sparse: np.ndarray | None, K: np.ndarray,
                  scale: float) -> np.ndarray | None:
@@ -182,10 +207,13 @@ class DepthPipeline:
         return support_mask(depth, sparse, float(K[0, 0]), self.support_gap, depth_range=self.completer.depth_range)
 
 
-def project_cloud(points: np.ndarray, T_cam_lidar: np.ndarray | None, P: np.ndarray, width: int, height: int,
-                  min_depth: float = 0.1, max_depth: float = np.inf) -> np.ndarray:
+def project_cloud(points: np.ndarray, T_cam_lidar: np.ndarray | None, camera: CameraModel | np.ndarray,
+                  width: int | None = None, height: int | None = None, min_depth: float = 0.1,
+                  max_depth: float = np.inf) -> np.ndarray:
     """The z-buffered sparse depth of a LiDAR cloud in the image, with the node's checks: a
-    :class:`FrameError` for a malformed or empty cloud, a missing extrinsic, or no point in view."""
+    :class:`FrameError` for a malformed or empty cloud, a missing extrinsic, or no point in view.
+    ``camera``: the image's :class:`~lumde_depth.geometry.CameraModel` (through its distortion, if
+    any), or a pinhole 3x3 / 3x4 matrix with ``width`` and ``height``."""
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] < 3:
         raise FrameError("bad_cloud", f"cloud must be (N, >=3) x, y, z, got shape {points.shape}")
@@ -194,7 +222,9 @@ def project_cloud(points: np.ndarray, T_cam_lidar: np.ndarray | None, P: np.ndar
     if T_cam_lidar is None:
         raise FrameError("no_extrinsic", "no LiDAR -> camera transform: pass T_cam_lidar (4x4, LiDAR -> camera "
                                          "optical frame)")
-    sparse = project_points(points, T_cam_lidar, P, width, height, min_depth, max_depth)
+    if not isinstance(camera, CameraModel):
+        camera = CameraModel.pinhole(_checked_P(camera), width, height)
+    sparse = camera.project(points, T_cam_lidar, min_depth, max_depth)
     if not sparse.any():
         raise FrameError("no_points_in_view", f"none of the {points.shape[0]} LiDAR points projects into the "
                                               "image: check T_cam_lidar (LiDAR -> camera optical frame) "
@@ -278,7 +308,8 @@ class AutoPipeline:
         result = self.completion.process(rgb, P, points, T_cam_lidar, outputs)
         if self._lidar_frames % self.scale_every == 0:
             t0 = time.perf_counter()
-            self.scale.observe(self.mono.completer.complete(rgb, None, result.K), result.sparse)
+            on_grid = P.rectifier()(rgb) if result.rectified else rgb   # the grid of result.sparse
+            self.scale.observe(self.mono.completer.complete(on_grid, None, result.K), result.sparse)
             result.timings["mono_scale"] = 1e3 * (time.perf_counter() - t0)
         self._lidar_frames += 1
         return result
