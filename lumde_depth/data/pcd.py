@@ -58,7 +58,11 @@ def _dtype(header: dict[str, list[str]], path: Path) -> np.dtype:
 
 
 def _decompress(blob: bytes, expected: int, path: Path) -> bytes:
-    import lzf   # python-neo-lzf
+    try:
+        import lzf   # python-neo-lzf
+    except ImportError:
+        raise DataError(f"{path}: binary_compressed (LZF) PCD needs the lzf module: pip install 'python-neo-lzf>=0.3.5' "
+                        "(in requirements.txt)") from None
     if len(blob) < 8:
         raise DataError(f"{path}: binary_compressed data is truncated (no size words)")
     compressed, uncompressed = np.frombuffer(blob[:8], "<u4")
