@@ -313,7 +313,8 @@ class LiveNode:
         self.domain, self.frame = domain, frame
         self.context = Context()
         rclpy.init(context=self.context, domain_id=self.domain)
-        self.listener = Listener(self.context, {"depth/image": Image, "/diagnostics": DiagnosticArray, **(listen or {})})
+        self.listener = Listener(self.context, {"depth/image": Image, "/diagnostics": DiagnosticArray,
+                                                **(listen or {})})
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=history, reliability=ReliabilityPolicy.RELIABLE)
         node = self.listener.node
         self.pubs = {topic: node.create_publisher(msg_type, topic, qos)

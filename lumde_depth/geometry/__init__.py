@@ -30,7 +30,8 @@ from lumde_depth.geometry.projection import intrinsic_matrix, project_points, pr
 from lumde_depth.geometry.rectify import Rectifier, rectify_map
 
 __all__ = [
-    "Calibration", "calibration_from_camera_info", "camera_model_from_camera_info", "CameraModel", "read_kitti_object_calib", "read_kitti_raw_calib",
+    "Calibration", "calibration_from_camera_info", "camera_model_from_camera_info", "CameraModel",
+    "read_kitti_object_calib", "read_kitti_raw_calib",
     "read_kitti_text", "write_kitti_raw_calib",
     "distort", "ray_grid", "undistort", "view_radius", "Rectifier", "rectify_map",
     "XYZRGB", "backproject", "organized_cloud", "pack_rgb", "unpack_rgb",

@@ -127,16 +127,16 @@ def _ground_truth(gt_dir: Path | None, index: int) -> np.ndarray | None:
 def process_bag(bag_in: str | Path, bag_out: str | Path, pipeline: DepthPipeline, *, image_topic: str | None = None,
                 info_topic: str | None = None, points_topic: str | None = None,
                 T_cam_lidar: np.ndarray | None = None, lidar_frame: str = "", slop: float | None = None,
-                queue_size: int | None = None,
-                exact_sync: bool = False, namespace: str = "", gt_dir: str | Path | None = None,
+                queue_size: int | None = None, exact_sync: bool = False, namespace: str = "", gt_dir: str | Path | None = None,
                 storage: str = "mcap", progress: bool = True, log: Callable[[str], None] | None = None
                 ) -> ProcessSummary:
     """Copy ``bag_in`` to the new bag ``bag_out`` and add the pipeline's depth topics under ``namespace``.
 
     ``slop`` / ``queue_size`` default to the node's parameter defaults. ``T_cam_lidar`` (LiDAR ->
     camera optical frame) replaces the bag's ``/tf_static``; it maps clouds from ``lidar_frame`` (empty:
-    the first cloud's frame, see :class:`~lumde_depth.ros.extrinsics.FixedExtrinsic`). ``gt_dir``: KITTI depth PNGs named by
-    frame index (the n-th image of the bag is frame n), for KITTI metrics of the dense depth.
+    the first cloud's frame, see :class:`~lumde_depth.ros.extrinsics.FixedExtrinsic`). ``gt_dir``: KITTI
+    depth PNGs named by frame index (the n-th image of the bag is frame n), for KITTI metrics of the
+    dense depth.
     """
     from tqdm import tqdm
 

@@ -103,11 +103,11 @@ class FixedExtrinsic:
                 self._notice(f"T_cam_lidar is taken to map from {cloud_frame!r}, the frame_id of the first cloud; "
                              f"clouds in other frames are refused (set {self._setting}{cloud_frame} to say so)")
         if cloud_frame != self.lidar_frame:
-            raise FrameError("wrong_cloud_frame", f"cloud frame_id {cloud_frame!r} is not {self.lidar_frame!r}, the "
-                                                  "frame T_cam_lidar maps from: publish the LiDAR's clouds in "
-                                                  f"{self.lidar_frame!r}, set {self._setting}{cloud_frame} if the "
-                                                  f"extrinsic maps from {cloud_frame!r}, or publish TF {cloud_frame!r} -> "
-                                                  f"{camera_frame!r}")
+            raise FrameError("wrong_cloud_frame",
+                             f"cloud frame_id {cloud_frame!r} is not {self.lidar_frame!r}, the frame T_cam_lidar maps "
+                             f"from: publish the LiDAR's clouds in {self.lidar_frame!r}, set {self._setting}"
+                             f"{cloud_frame} if the extrinsic maps from {cloud_frame!r}, or publish TF "
+                             f"{cloud_frame!r} -> {camera_frame!r}")
         return self.T
 
     def describe(self) -> str:
