@@ -169,7 +169,8 @@ CASES = [
     Case("camera_info_distortion_model_unknown", _with(info=lambda: convert.make_camera_info(
         header(), WIDTH, HEIGHT, P=FRAME["P"], K=FRAME["P"][:, :3], D=np.array([0.1, 0.0, 0.0, 0.0]),
         distortion_model="fisheye")), "bad_camera_info",
-         "[bad_camera_info] the lens distortion D has 4 coefficients (1 nonzero) but distortion_model is 'fisheye'"),
+         "[bad_camera_info] camera_info: the lens distortion D has 4 coefficients (1 nonzero) but distortion_model is "
+         "'fisheye': set it to one of plumb_bob, rational_polynomial, equidistant"),
     Case("camera_info_zero", _with(info=_info(K=np.zeros((3, 3)))), "bad_camera_info",
          "[bad_camera_info] camera info is uncalibrated: both K and P are all zero"),
     Case("camera_info_nan", _with(info=_info(K=NAN_K)), "bad_camera_info",

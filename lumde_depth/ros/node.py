@@ -349,7 +349,7 @@ class DepthNode(Node):
 
     def _process(self, image_msg: Any, info_msg: Any, points_msg: Any) -> None:
         t0 = time.perf_counter()
-        rgb, P, xyz = frame_inputs(image_msg, info_msg, points_msg)
+        rgb, camera, xyz = frame_inputs(image_msg, info_msg, points_msg)
         stamp_ns = convert.stamp_to_ns(image_msg.header.stamp)
         anomaly = self._check_stamp(stamp_ns)
         T = None
@@ -364,7 +364,7 @@ class DepthNode(Node):
         pipeline = self.auto or (self.pipeline if points_msg is not None else self.mono_pipeline)
         wanted = {topic for topic, pub in self.outputs.items() if pub is not None and pub.get_subscription_count()}
         t1 = time.perf_counter()
-        result = pipeline.process(rgb, P, xyz, T, outputs=wanted)
+        result = pipeline.process(rgb, camera, xyz, T, outputs=wanted)
         t2 = time.perf_counter()
         for topic, msg in convert.frame_messages(result, image_msg.header, info_msg).items():
             publisher = self.outputs.get(topic)   # read once: a parameter change may disable it meanwhile
