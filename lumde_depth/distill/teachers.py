@@ -25,7 +25,6 @@ import inspect
 import json
 import re
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -299,14 +298,6 @@ def _module_identity(module: nn.Module) -> str:
     return f"{arch}({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})@{digest.hexdigest()[:12]}"
 
 
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives are zips holding a ``code/`` folder; lumde model files hold none."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any("/code/" in name for name in archive.namelist())
-
-
 def load_teacher(source: Teacher | nn.Module | str | Path) -> Teacher:
     """The teacher source for a :class:`Teacher`, a module, a cache folder or a model file.
 
@@ -325,9 +316,9 @@ def load_teacher(source: Teacher | nn.Module | str | Path) -> Teacher:
                            "teacher cache folder)")
     if path.suffix.lower() == ".onnx":
         return OnnxTeacher(path)
-    if _is_torchscript(path):
+    from lumde_depth.models.io import is_torchscript, load_model
+    if is_torchscript(path):
         return TorchScriptTeacher(path)
-    from lumde_depth.models.io import load_model
     model, meta = load_model(path)
     return ModuleTeacher(model, kind=meta.get("kind"), identity=f"{path.name}@{file_digest(path)}")
 
