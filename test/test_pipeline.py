@@ -283,3 +283,60 @@ def test_raw_pjlab_frame_through_the_distortion_and_without(shared_data):
     assert edge.sum() > 1000
     assert errors["raw"][0] <= 0.02 < errors["as if rectified"][0], errors
     assert errors["raw"][1] < 0.6 * errors["as if rectified"][1], errors
+
+
+def test_a_rig_converts_the_cloud_once_and_runs_the_network_once(tmp_path, monkeypatch):
+    """Three cameras around one LiDAR (front, left, and one facing away that sees no point): rig_inputs converts
+    the sweep once, process_rig runs the network once for the cameras that see points, each camera's result is
+    what process gives it alone, and the camera without points gets its own FrameError."""
+    import torch
+
+    import engine_toy  # noqa: F401  (registers the toy_completion network)
+    from lumde_depth.models import build
+    from lumde_depth.models.io import save_model
+    from lumde_depth.ros import convert
+    from lumde_depth.ros.pipeline import rig_inputs
+    sensor_msgs = pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs not installed")
+    del sensor_msgs
+    monkeypatch.setenv("LUMDE_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = save_model(tmp_path / "toy.pt", build("toy_completion", width=4),
+                       {"input_size": [48, 80], "depth_range": [0.5, 80.0], "kind": "completion"})
+    completer = DepthCompleter.load(model, backend="torch", device="cpu")
+    rgb, points = _scene()
+    yaw = {"front": 0.0, "left": np.pi / 2, "back": np.pi}   # camera looking along the LiDAR's +x turned by yaw
+    az = np.linspace(-np.pi, np.pi, 3000, endpoint=False)
+    around = np.concatenate([points, np.stack([15 * np.cos(az), 15 * np.sin(az), np.full_like(az, -1.0)], 1)
+                             .astype(np.float32)])
+    around = around[np.cos(np.arctan2(around[:, 1], around[:, 0])) > -0.5]   # nothing behind: "back" sees no point
+
+    def turned(angle: float) -> np.ndarray:
+        c, s = np.cos(angle), np.sin(angle)
+        return T @ np.array([[c, s, 0, 0], [-s, c, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+
+    header = convert.make_header(7, "lidar")
+    cloud = convert.xyzi_to_cloud(np.hstack([around, np.ones((len(around), 1), np.float32)]), header)
+    images = [(convert.numpy_to_image(np.roll(rgb, 17 * i, axis=1), "rgb8", convert.make_header(7, name)),
+               convert.make_camera_info(convert.make_header(7, name), 160, 96, P=P)) for i, name in enumerate(yaw)]
+    conversions, runs = [], []
+    to_xyz = convert.cloud_to_xyz
+    monkeypatch.setattr(convert, "cloud_to_xyz", lambda msg: conversions.append(msg) or to_xyz(msg))
+    run_batch = completer.backend.run_batch
+    monkeypatch.setattr(completer.backend, "run_batch", lambda n: runs.append(n) or run_batch(n))
+
+    views, xyz = rig_inputs(images, cloud)
+    assert len(conversions) == 1 and xyz.shape == (len(around), 3)
+    pipeline = DepthPipeline(completer, max_depth=80.0)
+    results = pipeline.process_rig([(view_rgb, view_P, turned(yaw[name])) for (view_rgb, view_P), name
+                                    in zip(views, yaw)], xyz)
+    assert runs == [2] and len(conversions) == 1
+    assert isinstance(results[2], FrameError) and results[2].kind == "no_points_in_view"
+    for (view_rgb, view_P), name, result in zip(views[:2], yaw, results[:2]):
+        alone = pipeline.process(view_rgb, view_P, xyz, turned(yaw[name]))
+        np.testing.assert_array_equal(result.sparse, alone.sparse)
+        np.testing.assert_allclose(result.depth, alone.depth, rtol=1e-4, atol=1e-4)
+        lidar = result.sparse > 0
+        assert lidar.sum() > 100
+        assert np.median(np.abs(result.depth[lidar] - result.sparse[lidar]) / result.sparse[lidar]) < 0.02
+        assert {"project", "complete", "support", "cloud", "total"} <= set(result.timings)
+    assert results[0].timings["complete.batch"] == 2

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Container
+from typing import Any, Container, Sequence
 
 import numpy as np
 
@@ -82,16 +82,51 @@ def frame_inputs(image: Any, info: Any, cloud: Any | None) -> tuple[np.ndarray, 
     except ValueError as exc:
         text = str(exc) if "calibrat" in str(exc) else f"camera_info: {exc}: {CALIBRATE}"
         raise FrameError("bad_camera_info", text) from None
-    if cloud is None:
-        return rgb, camera, None
+    return rgb, camera, None if cloud is None else cloud_xyz(cloud)
+
+
+def cloud_xyz(cloud: Any) -> np.ndarray:
+    """The finite xyz of a ``PointCloud2`` (rclpy or rosbags), or a ``bad_cloud`` :class:`FrameError`."""
     try:
-        return rgb, camera, convert.cloud_to_xyz(cloud)
+        return convert.cloud_to_xyz(cloud)
     except (ValueError, KeyError) as exc:
         raise FrameError("bad_cloud", f"cannot read the cloud: {exc}") from None
 
 
+def rig_inputs(cameras: Sequence[tuple[Any, Any]], cloud: Any
+               ) -> tuple[list[tuple[np.ndarray, CameraModel] | FrameError], np.ndarray]:
+    """``([(rgb, camera) or FrameError per camera], xyz)`` of the ``(image, camera_info)`` pairs of a rig's
+    cameras and the LiDAR sweep they share: the cloud is converted once for all of them (a bad cloud
+    raises for the whole rig), a bad camera gives its :class:`FrameError` in its place."""
+    xyz = cloud_xyz(cloud)
+    views: list[tuple[np.ndarray, CameraModel] | FrameError] = []
+    for image, info in cameras:
+        try:
+            views.append(frame_inputs(image, info, None)[:2])
+        except FrameError as exc:
+            views.append(exc)
+    return views, xyz
+
+
+@dataclass
+class _Staged:
+    """A frame between projection and completion."""
+
+    rgb: np.ndarray               # the image the network sees (rectified with ``rectify``)
+    camera: CameraModel           # its camera
+    sparse: np.ndarray | None     # the LiDAR's depth in it (None camera-only)
+    rectified: bool
+    t0: float                     # time.perf_counter() when its processing began
+    timings: dict[str, float]
+
+    @property
+    def K(self) -> np.ndarray:
+        return self.camera.K
+
+
 class DepthPipeline:
-    """Projection + completion + back-projection for one frame at a time."""
+    """Projection + completion + back-projection for one frame (:meth:`process`) or the cameras of one rig
+    on one LiDAR sweep (:meth:`process_rig`: one network run for all of them)."""
 
     def __init__(self, completer: DepthCompleter, decimation: int = 1, min_depth: float = 0.1,
                  max_depth: float = 300.0, colored: bool = True,
@@ -137,6 +172,58 @@ class DepthPipeline:
         ``scale`` multiplies the network's depth before the depth range applies (a monocular
         network's metric scale).
         """
+        staged = self._project(rgb, P, points, T_cam_lidar)
+        t1 = time.perf_counter()
+        try:
+            if self._confidence_wanted(outputs):
+                depth, confidence = self.completer.complete_with_confidence(staged.rgb, staged.sparse, staged.K)
+            else:
+                depth, confidence = self.completer.complete(staged.rgb, staged.sparse, staged.K), None
+        except ValueError as exc:
+            raise FrameError("bad_input", str(exc)) from None
+        staged.timings.update({"complete": 1e3 * (time.perf_counter() - t1),
+                               **{f"complete.{k}": v for k, v in self.completer.last_timings.items()}})
+        return self._finish(staged, depth, confidence, outputs, scale)
+
+    def process_rig(self, views: Sequence[tuple[np.ndarray, np.ndarray | CameraModel, np.ndarray | None]],
+                    points: np.ndarray, outputs: Container[str] | None = None) -> list[FrameResult | FrameError]:
+        """Run the cameras of one rig on one LiDAR sweep: each ``(rgb, camera, T_cam_lidar)`` view is projected
+        (``points`` converted once, by the caller, for all of them), the views go through the network in one
+        run (:meth:`~lumde_depth.inference.DepthCompleter.complete_batch`) and each is finished as
+        :meth:`process` finishes a frame. A view that cannot be processed (e.g. no point in its view) gives
+        its :class:`FrameError` in its place; the others go on. Timings: ``complete`` is the whole batch's."""
+        staged: list[_Staged | FrameError] = []
+        for rgb, camera, T in views:
+            try:
+                staged.append(self._project(rgb, camera, points, T))
+            except FrameError as exc:
+                staged.append(exc)
+        ready = [s for s in staged if isinstance(s, _Staged)]
+        t1 = time.perf_counter()
+        try:
+            completed = self.completer.complete_batch([(s.rgb, s.sparse, s.K) for s in ready],
+                                                      confidence=self._confidence_wanted(outputs))
+        except ValueError as exc:
+            return [s if isinstance(s, FrameError) else FrameError("bad_input", str(exc)) for s in staged]
+        batch_ms = {"complete": 1e3 * (time.perf_counter() - t1),
+                    **{f"complete.{k}": v for k, v in self.completer.last_timings.items()}}
+        results = iter(completed)
+        out: list[FrameResult | FrameError] = []
+        for s in staged:
+            if isinstance(s, _Staged):
+                s.timings.update(batch_ms)
+                out.append(self._finish(s, *next(results), outputs, 1.0))
+            else:
+                out.append(s)
+        return out
+
+    def _confidence_wanted(self, outputs: Container[str] | None) -> bool:
+        return self.min_confidence > 0 or outputs is None or "depth/confidence" in outputs
+
+    def _project(self, rgb: np.ndarray, P: np.ndarray | CameraModel, points: np.ndarray | None,
+                 T_cam_lidar: np.ndarray | None) -> _Staged:
+        """The checked image (rectified with ``rectify``), its camera and the LiDAR's sparse depth in it
+        (None camera-only)."""
         t0 = time.perf_counter()
         if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise FrameError("bad_image", f"image must be (H, W, 3) uint8 rgb, got "
@@ -146,21 +233,18 @@ class DepthPipeline:
         if rectified:
             rgb, camera = camera.rectifier()(rgb), camera.rectified()
         t_rectify = time.perf_counter()
-        K = camera.K
         sparse = None
         if points is not None:
             sparse = project_cloud(points, T_cam_lidar, camera, min_depth=self.min_depth, max_depth=self.max_depth)
-        t1 = time.perf_counter()
-        confidence = None
-        try:
-            if self.min_confidence > 0 or outputs is None or "depth/confidence" in outputs:
-                depth, confidence = self.completer.complete_with_confidence(rgb, sparse, K)
-            else:
-                depth = self.completer.complete(rgb, sparse, K)
-        except ValueError as exc:
-            raise FrameError("bad_input", str(exc)) from None
-        depth *= np.float32(scale)
+        return _Staged(rgb, camera, sparse, rectified, t0, {"rectify": 1e3 * (t_rectify - t0),
+                                                            "project": 1e3 * (time.perf_counter() - t_rectify)})
+
+    def _finish(self, staged: _Staged, depth: np.ndarray, confidence: np.ndarray | None,
+                outputs: Container[str] | None, scale: float) -> FrameResult:
+        """The network's depth of a staged frame -> its depth range, support mask, cloud and colour map."""
+        rgb, camera, K, sparse = staged.rgb, staged.camera, staged.K, staged.sparse
         t2 = time.perf_counter()
+        depth *= np.float32(scale)
         depth[(depth < self.min_depth) | (depth > self.max_depth)] = 0.0
         dense, support = depth, self._support(depth, sparse, K, scale)
         if confidence is not None and self.min_confidence > 0:
@@ -177,12 +261,9 @@ class DepthPipeline:
         colored = colorize(depth, *self.color_range) if self.colored and (
             outputs is None or "depth/colored" in outputs) else None
         t4 = time.perf_counter()
-        timings = {"rectify": 1e3 * (t_rectify - t0), "project": 1e3 * (t1 - t_rectify),
-                   "complete": 1e3 * (t2 - t1),
-                   **{f"complete.{k}": v for k, v in self.completer.last_timings.items()},
-                   "support": 1e3 * (t_support - t2), "cloud": 1e3 * (t3 - t_support), "colorize": 1e3 * (t4 - t3),
-                   "total": 1e3 * (t4 - t0)}
-        return FrameResult(sparse, depth, cloud, colored, K, timings, dense, support, confidence, rectified)
+        timings = {**staged.timings, "support": 1e3 * (t_support - t2), "cloud": 1e3 * (t3 - t_support),
+                   "colorize": 1e3 * (t4 - t3), "total": 1e3 * (t4 - staged.t0)}
+        return FrameResult(sparse, depth, cloud, colored, K, timings, dense, support, confidence, staged.rectified)
 
     @staticmethod
     def _camera(P: np.ndarray | CameraModel, rgb: np.ndarray) -> CameraModel:
