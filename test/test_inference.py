@@ -307,3 +307,38 @@ def test_classical_leaves_no_hole_where_no_point_reached():
     assert (dense > 0).all() and (dense < 90.0).all()
     np.testing.assert_array_equal(dense[:, 110:], np.repeat(dense[:, 110:111], 10, axis=1))  # nearest copy
     assert not ip_basic(np.zeros((8, 8), np.float32)).any()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_full_resolution_output_keeps_a_depth_edge_sharp(backend, tmp_path, monkeypatch):
+    """A wall at 20 m behind a box at 6 m, KITTI-sized, LiDAR rows on both. The network (an untrained
+    guided student: its depth is its classical prefill, a clean step at half resolution) runs at
+    621x188; upsampled bilinearly its depth has two flying pixels a row between the surfaces along the
+    box's edge; DepthCompleter's upsampling has none, and with the LiDAR alignment and snap the output
+    meets the points on each side at full resolution."""
+    monkeypatch.setenv("LUMDE_CACHE", str(tmp_path / "cache"))
+    from lumde_depth.models import build
+    model = save_model(tmp_path / "guided.pt", build("lspkd_student", width=0.125, guided=True),
+                       {"input_size": [188, 621], "depth_range": [0.5, 90.0], "kind": "completion"})
+    height, width, edge = 375, 1242, 701
+    depth = np.full((height, width), 20.0, np.float32)
+    depth[150:, edge:] = 6.0
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[...] = (110, 115, 120)
+    rgb[150:, edge:] = (160, 40, 30)
+    sparse = np.zeros_like(depth)
+    sparse[120::3, ::2] = depth[120::3, ::2] * np.random.default_rng(0).uniform(0.99, 1.01, (85, 621))
+    K = np.array([[721.5, 0.0, 609.6], [0.0, 721.5, 172.9], [0.0, 0.0, 1.0]])
+    network_only = DepthCompleter.load(model, backend=backend, device="cpu", lidar_align=False)
+    upsampled = network_only.complete(rgb, sparse, K)
+    network = torch.from_numpy(network_only.backend.run())[None, None]        # the same frame's network depth
+    bilinear = torch.nn.functional.interpolate(network, size=(height, width), mode="bilinear",
+                                               align_corners=False)[0, 0].numpy()
+    band = np.s_[200:370, edge - 6:edge + 6]
+    flying = lambda d: int(((d[band] > 7.0) & (d[band] < 17.0)).sum())       # noqa: E731
+    assert flying(bilinear) >= 2 * 170
+    assert flying(upsampled) == 0
+    out = DepthCompleter.load(model, backend=backend, device="cpu").complete(rgb, sparse, K)
+    rows = np.s_[200:370]
+    assert np.median(np.abs(out[rows, edge - 40:edge - 3] - 20.0)) < 0.1      # both surfaces at the LiDAR's depth
+    assert np.median(np.abs(out[rows, edge + 3:edge + 40] - 6.0)) < 0.03

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lumde_depth.models import build
-from lumde_depth.models.fill import lidar_align, nearest_surface_fill, pull_push
+from lumde_depth.models.fill import edge_aware_upsample, lidar_align, lidar_snap, nearest_surface_fill, pull_push
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -102,3 +102,48 @@ def test_guided_student_starts_as_its_prefill_and_learns_a_residual():
     out["depth"].mean().backward()
     assert model.head.weight.grad.abs().sum() > 0
     assert model.depth_encoder.stem[0].in_channels == 2
+
+
+def test_edge_aware_upsample_keeps_a_step_where_bilinear_blurs_it():
+    low = np.full((20, 40), 20.0, np.float32)
+    low[:, 21:] = 5.0
+    low[:, :10] = np.linspace(10.0, 12.0, 10)                         # a gentle slope, no edge
+    up = edge_aware_upsample(_t(low), (40, 80))[0, 0].numpy()
+    bilinear = torch.nn.functional.interpolate(_t(low), size=(40, 80), mode="bilinear",
+                                               align_corners=False)[0, 0].numpy()
+    ramp = (bilinear > 5.5) & (bilinear < 19.5)
+    assert ramp[:, 30:50].sum() == 2 * 40                              # bilinear: two flying pixels a row
+    assert set(np.unique(up[:, 30:50])) == {5.0, 20.0}                 # edge-aware: a clean step
+    np.testing.assert_allclose(up[:, :18], bilinear[:, :18])          # smooth depth stays bilinear
+
+
+def test_lidar_snap_takes_the_points_on_its_own_surface_only():
+    depth = np.full((40, 60), 10.5, np.float32)                      # the network: 5 % too far, an edge at x = 30
+    depth[:, 30:] = 31.0
+    sparse = np.zeros_like(depth)
+    sparse[::3, ::2] = np.where(np.arange(60)[::2] < 30, 10.0, 30.0)[None, :]
+    out = lidar_snap(_t(depth), _t(sparse))[0, 0].numpy()
+    assert np.abs(out[5:35, 5:27] - 10.0).max() < 0.05                 # pulled to the LiDAR's 10 m
+    assert np.abs(out[5:35, 32:55] - 30.0).max() < 0.15
+    assert out[:, 28:30].min() > 9.9 and out[:, 30:32].min() > 29.8    # no point across the edge pulls a pixel
+    far = np.zeros_like(depth)
+    far[20, 20] = 10.0
+    lone = lidar_snap(_t(depth), _t(far))[0, 0].numpy()
+    assert lone[20, 20] == pytest.approx(10.0, rel=0.01) and lone[0, 0] == pytest.approx(10.5)   # 3 px reach
+    off_surface = np.zeros_like(depth)
+    off_surface[::3, ::2] = 20.0                                      # points on no surface of the depth
+    np.testing.assert_allclose(lidar_snap(_t(depth), _t(off_surface))[0, 0].numpy(), depth, rtol=1e-4)
+    assert torch.equal(lidar_snap(_t(depth), torch.zeros(1, 1, 40, 60)), _t(depth))
+
+
+def test_guided_student_guide_max_depth_keeps_far_points_in_its_prefill():
+    sparse = torch.zeros(1, 1, 64, 64)
+    sparse[..., 40:, ::4] = 180.0
+    rgb = torch.rand(1, 3, 64, 64)
+    near = build("lspkd_student", width=0.125, guided=True).eval()
+    far = build("lspkd_student", width=0.125, guided=True, guide_max_depth=300.0).eval()
+    with torch.no_grad():
+        assert not near(rgb, sparse)["prefill"].any()                    # default: 100 m, the points are dropped
+        np.testing.assert_allclose(far(rgb, sparse)["depth"][..., 40:, :].numpy(), 180.0, rtol=1e-4)
+    with pytest.raises(ValueError, match="guide_max_depth"):
+        build("lspkd_student", guided=True, guide_max_depth=0.1)

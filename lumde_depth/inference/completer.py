@@ -14,15 +14,20 @@ pixel ``i`` is at coordinate ``i``, so a row of ``W`` pixels spans ``[-0.5, W - 
    so no depth is invented between a foreground and a background return;
    LiDAR points beyond the model's trained range (``depth_range``) are left out of the network's
    input: the network only sees the depths it was trained on;
-3. the network's depth is clipped to the model's ``depth_range`` and resized back (bilinear, same
-   convention) onto the window; pixels outside the window (``fit="crop"``) are 0 (= no depth);
+3. the network's depth is clipped to the model's ``depth_range`` and resized back onto the window
+   (bilinear, same convention, except across depth edges, where the nearest network pixel is kept so
+   that edges stay steps: :func:`~lumde_depth.models.fill.edge_aware_upsample`); pixels outside the
+   window (``fit="crop"``) are 0 (= no depth);
 4. with ``lidar_align`` (the default for completion models), the depth is rescaled to meet the LiDAR
    points at the image's own resolution (:func:`~lumde_depth.models.fill.lidar_align`): pulled to
    the points where they are dense, smooth between them. It restores what the network's reduced
    input resolution blurs and a slowly varying scale error on data unlike the training data. All
    the LiDAR points take part, far ones included, and the result is clipped to the model's range
    extended up to the input's farthest point: LiDAR points beyond the trained range (a 250 m
-   LiDAR, a model trained to 90 m) survive completion.
+   LiDAR, a model trained to 90 m) survive completion. Then each pixel is pulled to the LiDAR points
+   within 3 pixels that lie on its own surface (:func:`~lumde_depth.models.fill.lidar_snap`, a joint
+   bilateral filter of the points guided by the depth): the value gets the sensor's precision at the
+   image's full resolution while points across a depth edge are ignored (real KITTI: MAE -21 % / -12 %).
 
 :meth:`DepthCompleter.complete_with_confidence` also returns a per-pixel confidence in [0, 1]
 (:mod:`~lumde_depth.inference.confidence`).
@@ -37,14 +42,13 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lumde_depth.geometry.intrinsics import crop_intrinsics, resize_image, resize_sparse_depth, scale_intrinsics
 from lumde_depth.inference.backends import (Backend, OnnxBackend, TorchBackend, candidate_backends, fastest,
                                             resolve_device)
 from lumde_depth.inference.classical import CLASSICAL_FILLS
 from lumde_depth.inference.confidence import depth_confidence
-from lumde_depth.models.fill import lidar_align
+from lumde_depth.models.fill import edge_aware_upsample, lidar_align, lidar_snap
 from lumde_depth.models.io import SHIPPED, model_file
 
 DEFAULT_MODEL = SHIPPED["shipped"]
@@ -237,12 +241,12 @@ class DepthCompleter:
         onto the window, aligned to the LiDAR, pasted into the image."""
         (height, width), (x0, y0, win_w, win_h) = size, window
         lo, hi = self.depth_range
-        up = network = F.interpolate(torch.from_numpy(np.clip(net, lo, hi))[None, None], size=(win_h, win_w),
-                                     mode="bilinear", align_corners=False)
+        up = network = edge_aware_upsample(torch.from_numpy(np.clip(net, lo, hi))[None, None], (win_h, win_w))
         if self.lidar_align:
             window_sparse = np.ascontiguousarray(sparse[y0:y0 + win_h, x0:x0 + win_w], dtype=np.float32)
             ceiling = max(hi, float(window_sparse.max(initial=0.0)))   # far LiDAR points survive the clip
-            up = lidar_align(network, torch.from_numpy(window_sparse)[None, None], trust_beyond=hi).clamp_(lo, ceiling)
+            points = torch.from_numpy(window_sparse)[None, None]
+            up = lidar_snap(lidar_align(network, points, trust_beyond=hi), points).clamp_(lo, ceiling)
         conf = None
         if confidence:
             conf = self._paste(depth_confidence(up, network if self.lidar_align else None)[0, 0].numpy(),

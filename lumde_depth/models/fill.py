@@ -90,3 +90,64 @@ def lidar_align(depth: torch.Tensor, sparse: torch.Tensor, full_weight: float = 
     ratio = torch.log(sparse.clamp_min(1e-3) / depth.clamp_min(1e-3)) * valid
     weight = valid * torch.where(sparse > trust_beyond, full_weight, 1.0) if trust_beyond < float("inf") else valid
     return depth * torch.exp(pull_push(ratio, weight, full_weight))
+
+
+EDGE_JUMP = 0.1
+"""Log-depth gap between :func:`edge_aware_upsample`'s bilinear and nearest values above which a pixel
+lies on a blurred depth edge (0.1: edges between surfaces more than about 1.5 times apart in depth)."""
+
+
+def edge_aware_upsample(depth: torch.Tensor, size: tuple[int, int], jump: float = EDGE_JUMP) -> torch.Tensor:
+    """``depth`` ``(B, 1, h, w)`` resized to ``size`` ``(H, W)``: bilinear, except where the bilinear
+    value lies more than ``jump`` (log depth) from the nearest low-resolution sample, i.e. on a depth
+    edge that bilinear interpolation would smear into a ramp of depths between the two surfaces
+    (flying pixels, in a point cloud); there the nearest sample is kept, so the edge stays a step.
+    Pixel centres follow ``align_corners=False`` (``nearest-exact``)."""
+    smooth = F.interpolate(depth, size=size, mode="bilinear", align_corners=False)
+    nearest = F.interpolate(depth, size=size, mode="nearest-exact")
+    edge = (torch.log(smooth.clamp_min(1e-3)) - torch.log(nearest.clamp_min(1e-3))).abs() > jump
+    return torch.where(edge, nearest, smooth)
+
+
+SNAP_RADIUS = 3
+"""Half size of :func:`lidar_snap`'s window (7x7 pixels at the image's own resolution)."""
+SNAP_SIGMA = 0.05
+"""Log-depth scale of :func:`lidar_snap`'s range weight (a point 5 % off the depth weighs e^-0.5)."""
+SNAP_PRIOR = 0.05
+"""Weight of the depth's own value in :func:`lidar_snap` against the points' (a point next to the pixel
+on the same surface weighs about 1)."""
+
+
+def lidar_snap(depth: torch.Tensor, sparse: torch.Tensor, radius: int = SNAP_RADIUS, sigma: float = SNAP_SIGMA,
+               prior: float = SNAP_PRIOR) -> torch.Tensor:
+    """``depth`` ``(B, 1, H, W)`` pulled to the LiDAR points ``sparse`` (same size, 0 = none) that lie
+    on its own surface: each pixel becomes the weighted mean, in log depth, of itself (weight
+    ``prior``) and of the points within ``radius`` pixels, each weighted by its distance (Gaussian,
+    sigma ``radius / 1.5`` px) and by its agreement with the pixel's depth, ``exp(-(log(z / d))^2 /
+    (2 sigma^2))``: a joint bilateral filter of the points with the depth as the range guide.
+
+    Why: the network decides which surface a pixel belongs to but, run at half resolution and
+    upsampled, it is a few per cent off the LiDAR everywhere (its median error on real KITTI is twice
+    IP-Basic's); the points nearby on the same surface fix the value to the sensor's precision, while
+    points across a depth edge (another surface) get no weight, so edges stay where the network put
+    them. Cost: linear in the number of points (each spreads to its window), not in the pixels."""
+    b, _, h, w = depth.shape
+    flat = sparse.reshape(-1)
+    idx = torch.nonzero(flat > 0).squeeze(1)
+    if idx.numel() == 0:
+        return depth
+    log_d = torch.log(depth.clamp_min(1e-3)).reshape(-1)
+    y, x = (idx // w) % h, idx % w
+    steps = torch.arange(-radius, radius + 1, device=depth.device)
+    dy, dx = (v.reshape(1, -1) for v in torch.meshgrid(steps, steps, indexing="ij"))
+    spatial = torch.exp(-(dy * dy + dx * dx).to(depth.dtype) / (2 * (radius / 1.5) ** 2))
+    ty, tx = y[:, None] + dy, x[:, None] + dx
+    inside = (ty >= 0) & (ty < h) & (tx >= 0) & (tx < w)
+    target = (idx - y * w - x)[:, None] + ty.clamp(0, h - 1) * w + tx.clamp(0, w - 1)   # (points, window)
+    diff = torch.log(flat[idx])[:, None] - log_d[target]
+    weight = spatial * inside * torch.exp(diff.square().mul_(-1.0 / (2 * sigma * sigma)))
+    target = target.reshape(-1)
+    num = torch.bincount(target, (weight * diff).reshape(-1), minlength=log_d.numel())
+    den = torch.bincount(target, weight.reshape(-1), minlength=log_d.numel())
+    out = torch.exp(log_d + (num / (den + prior)).to(depth.dtype)).reshape(depth.shape)
+    return torch.where(depth > 0, out, depth)

@@ -33,7 +33,8 @@ class NodeParams:
                          "ratio at the bottom centre (pixels outside get no depth)")
     threads: int = field(0, low=0, high=256, doc="CPU threads for inference; 0 = library default")
     lidar_align: bool = field(True, doc="rescale the network's depth to meet the LiDAR points at the image's "
-                                        "resolution (pulled to the points where dense, smooth between; completion models)")
+                                        "resolution (pulled to the points where dense, smooth between), then pull "
+                                        "each pixel to the points on its own surface within 3 px (completion models)")
     mode: str = field("completion", choices=("completion", "monocular", "auto"),
                       doc="completion (camera + LiDAR), monocular (camera only), auto (completion, "
                           "monocular while the LiDAR is silent longer than lidar_timeout)")
