@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import signal
+import sys
 import time
 
 import pytest
@@ -133,3 +134,12 @@ def test_progress_bar_on_a_terminal_keeps_stdout_for_the_summary(tmp_path, capsy
     assert "step 5/10" not in captured.out and "10/10" in captured.err   # the bar
     assert "global batch 4" in captured.out and "validation (2 images): RMSE" in captured.out
 
+
+
+def test_without_the_tensorboard_package_the_error_says_what_to_do(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)   # import fails as if not installed
+    path = write_config(tmp_path, stages=[{"steps": 2, "lr": 0.01}])
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    assert "pip install 'tensorboard>=2.15,<3'" in capsys.readouterr().err
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "off"), "log.tensorboard=false"]) == 0
+    assert not (tmp_path / "off" / "tensorboard").exists()

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from lumde_depth.config import ConfigError
 from lumde_depth.engine.distributed import World
 from lumde_depth.engine.evaluate import format_metrics, metric_unit
 from lumde_depth.engine.experiment import PROTOCOL_METRICS
@@ -111,7 +112,11 @@ class Board:
     its checkpoint (``purge_step``), as the csv files do."""
 
     def __init__(self, folder: Path, resume_step: int | None) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("log.tensorboard needs the tensorboard package: pip install 'tensorboard>=2.15,<3' "
+                              "(requirements.txt), or set log.tensorboard=false") from None
         self.folder = folder
         self.writer = SummaryWriter(str(folder), purge_step=resume_step or None)
 
