@@ -133,7 +133,8 @@ def _project_distorted(points: np.ndarray, T: np.ndarray, Kc: np.ndarray, D: np.
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`project_to_pixels` through lens distortion (float64 throughout)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        cam = points[:, :3].astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+        # a contiguous R^T: numpy's matmul with a transposed view of it is ~20x slower here
+        cam = points[:, :3].astype(np.float64) @ np.ascontiguousarray(T[:3, :3].T) + T[:3, 3]
         index = np.flatnonzero((cam[:, 2] >= min_depth) & (cam[:, 2] <= max_depth))  # False for NaN
     cam = cam[index]
     xy = cam[:, :2] / cam[:, 2:3]
