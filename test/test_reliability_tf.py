@@ -112,3 +112,27 @@ def test_tf_missing_then_appearing(ros_context, tmp_path, monkeypatch):
         executor.shutdown()
         node.destroy_node()
         pub.destroy_node()
+
+
+@pytest.mark.real_libs
+def test_each_cloud_gets_the_transform_from_its_own_frame(monkeypatch):
+    """TF is asked for each cloud's own frame (base_link and the LiDAR get their own transforms); where TF has
+    none, the fixed matrix serves only clouds of lidar_frame, any other frame is refused as wrong_cloud_frame."""
+    from lumde_depth.ros.pipeline import FrameError
+
+    T_base = np.eye(4)
+    T_base[:3, 3] = [0.0, 1.2, -0.3]
+    T_velo, T_fixed = live_mod.FRAME["T"], np.eye(4)
+    T_fixed[:3, 3] = [0.5, 0.0, 0.0]
+    broadcast = {("camera", "base_link"): T_base, ("camera", "velo"): T_velo}
+    monkeypatch.setitem(sys.modules, "tf2_ros", fake_tf2_ros(broadcast))
+    ext = extrinsics.Extrinsics(None, extrinsics.FixedExtrinsic(T_fixed, "velo_fixed"), use_tf=True)
+    for frame, T in (("base_link", T_base), ("velo", T_velo)):
+        got, source = ext.lookup("camera", frame)
+        assert source == "tf"
+        np.testing.assert_allclose(got, T, atol=1e-9)
+    got, source = ext.lookup("camera", "velo_fixed")   # not in TF: the parameter, for its own frame
+    assert source == "fixed" and np.array_equal(got, T_fixed)
+    with pytest.raises(FrameError, match="'radar' is not 'velo_fixed'") as err:
+        ext.lookup("camera", "radar")
+    assert err.value.kind == "wrong_cloud_frame"
