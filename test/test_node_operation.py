@@ -85,33 +85,48 @@ def test_memory_returns_to_its_steady_level_after_an_oversized_frame(tmp_path, m
 
 # ---------------------------------------------------------------------------------------------- stop signals
 
+def _catches_stop_signals(pid: int) -> bool:
+    """Whether the process has its own SIGINT and SIGTERM handlers (SigCgt of /proc/PID/status): before that,
+    in the interpreter's own start-up, no program can catch them."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return all(caught >> (s - 1) & 1 for s in (signal.SIGINT, signal.SIGTERM))
+
+
 def _stop_tries(tmp_path: Path, ros_context, model_file: Path, frame_file: Path, sig: int, tries: int) -> None:
     """Start the node (its entry point, as ``lumde_depth_node`` runs it) with frames flowing; send ``sig``
-    during start-up on even tries and while depth is being published on odd ones (at a random moment);
-    every exit must be 0 with no traceback."""
+    during start-up on even tries (a random moment once the entry point's handlers are in: imports, model
+    load, DDS set-up) and while depth is being published on odd ones; every exit must be 0 with no traceback."""
     from sensor_msgs.msg import Image
 
     rng = random.Random(tries * 100 + sig)
-    listener = harness.Listener(ros_context, {"depth/image": Image})
+    depth_topic = f"/stop_test_{os.getpid()}/depth"   # not another test's node on a shared domain id
+    listener = harness.Listener(ros_context, {depth_topic: Image})
     failures = []
     try:
         for k in range(tries):
             log = tmp_path / f"node_{sig}_{k}.log"
-            cmd = harness.node_command(_params(model_file, frame_file))
+            cmd = harness.node_command(_params(model_file, frame_file), {"depth/image": depth_topic})
             cmd = [sys.executable, "-m", "lumde_depth.ros.node_main", *cmd[cmd.index("--ros-args"):]]
             with open(log, "w") as out:
                 node = subprocess.Popen(cmd, env=harness.ros_env(), stdout=out, stderr=subprocess.STDOUT)
             pub = harness.start_publisher(frame_file, rate=10.0, count=100_000)
             try:
+                deadline = time.monotonic() + 60.0
+                while not _catches_stop_signals(node.pid) and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 if k % 2 == 0:
-                    time.sleep(rng.uniform(0.2, 4.0))
+                    time.sleep(rng.uniform(0.0, 4.0))
                 else:
-                    listener.got["depth/image"].clear()
-                    assert listener.spin_until(lambda: listener.got["depth/image"], 120.0, [node], log), \
+                    listener.got[depth_topic].clear()
+                    assert listener.spin_until(lambda: listener.got[depth_topic], 120.0, [node], log), \
                         log.read_text()
                     time.sleep(rng.uniform(0.0, 0.5))
                 node.send_signal(sig)
-                rc = node.wait(30)
+                try:
+                    rc = node.wait(30)
+                except subprocess.TimeoutExpired:
+                    rc = "none within 30 s of the signal"
             finally:
                 harness.stop(pub)
                 if node.poll() is None:

@@ -3,23 +3,32 @@
 rclpy's own signal handlers shut the context down from inside the signal, which races with whatever the
 executor, the worker thread or the start-up is doing at that instant (``RCLError: ... context is not
 valid`` about once in 15 stops), and they are not installed while the heavy imports (torch, rclpy) and
-the model load run, when a signal kills the process or raises ``KeyboardInterrupt``. Here a signal only
-sets a flag: the handlers are installed before anything heavy is imported (this module imports only the
-standard library), rclpy installs none, and the main loop spins until the flag is set, then destroys the
-node and shuts rclpy down, in that order. Further signals during the shutdown change nothing.
+the model load run, when a signal kills the process or raises ``KeyboardInterrupt``. Here the handlers are
+installed before anything heavy is imported (this module imports only the standard library) and rclpy
+installs none. Before ``rclpy.init`` (the imports, seconds on a loaded machine) a signal ends the process
+at once with exit code 0: there is nothing to clean up yet, and an exception raised inside an import would
+surface as an ``ImportError``. From ``rclpy.init`` on, a signal only sets a flag: the node is not started
+(or not spun) once it is set, and the main loop then destroys the node and shuts rclpy down, in that
+order. Further signals during the shutdown change nothing.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 from typing import Any
 
 _stop = threading.Event()
+_initialized = threading.Event()   # rclpy.init ran: from then on a stop signal only sets _stop
 
 
 def _request_stop(_signum: int, _frame: Any) -> None:
     _stop.set()
+    if not _initialized.is_set():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def main(args: list[str] | None = None) -> int:
@@ -46,6 +55,7 @@ def main(args: list[str] | None = None) -> int:
     from lumde_depth.ros.params import NODE_NAME
 
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    _initialized.set()
     node = executor = None
     try:
         if _stop.is_set():
