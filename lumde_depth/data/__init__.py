@@ -21,7 +21,7 @@ _EXPORTS = {
     "NYUv2": "nyuv2", "KINDS": "registry", "build_dataset": "registry",
     "RigFrame": "rig_frame", "DDADScene": "ddad", "ddad_scenes": "ddad", "ddad_frames": "ddad",
     "argoverse_stereo_frames": "argoverse", "read_pcd": "pcd", "pcd_xyz": "pcd", "OpenCalibFrame": "opencalib",
-    "opencalib_frames": "opencalib",
+    "opencalib_frames": "opencalib", "Recording": "recording", "open_recording": "recording",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -214,7 +214,7 @@ def completer_for(model: torch.nn.Module, meta: dict[str, Any], device: str = "c
     return DepthCompleter(TorchBackend(model, tuple(meta["input_size"]), False, device), meta)
 
 
-def score(completers: dict[str, DepthCompleter | None], frames: Iterable[RigFrame], seed: int, draws: int = 1,
+def score(completers: dict[str, DepthCompleter], frames: Iterable[RigFrame], seed: int, draws: int = 1,
           progress: bool = False) -> dict[str, dict[str, float]]:
     """KITTI metrics of each completer on ``frames`` against 20 % of each frame's LiDAR points held out
     of its input (``draws`` seeded draws per frame). Completers run as the node runs them (``name``) and,
