@@ -143,6 +143,18 @@ def test_adapt_from_a_bag(tmp_path, capsys):
     assert (report["train_frames"], report["eval_frames"], report["steps"]) == (4, 1, 6)
     _, meta = load_model(tmp_path / "run" / "model.pt")
     assert meta["input_size"] == [94, 310] and meta["adapted"]["recording"] == str(tmp_path / "bag")
+    # the same recording as a ROS 1 bag (rosbags' converter) reads into the same frames
+    from rosbags.convert import convert
+    from rosbags.typesys import Stores, get_typestore
+    from lumde_depth.ros.bag_frames import bag_recording
+    convert([tmp_path / "bag"], tmp_path / "ros1.bag", "sqlite3", 8, None, "file",
+            get_typestore(Stores.ROS1_NOETIC), None, [], [], [], [])
+    ros2, ros1 = bag_recording(tmp_path / "bag"), bag_recording(tmp_path / "ros1.bag")
+    assert len(ros1) == len(ros2) == 5
+    for a, b in zip(ros2.frames(), ros1.frames()):
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+        np.testing.assert_array_equal(a.depth, b.depth)
+        np.testing.assert_allclose(a.K, b.K)
     # wrong topic: the error lists the bag's topics
     assert lumde(["adapt", str(tmp_path / "bag"), "--out", str(tmp_path / "run2"), "--points", "/nope"]) == 1
     assert "/kitti/velo/pointcloud" in capsys.readouterr().err
