@@ -120,7 +120,7 @@ def test_cli_export_int8_is_calibrated_close_to_fp32_and_runs_in_the_completer(t
     meta = {**META, "input_size": [48, 160]}
     model_file = save_model(tmp_path / "student.pt", model, meta)
     data = tmp_path / "calib"
-    # frames of a reduced camera (311x94): smaller than KITTI's 1216x352 crop, calibrated on as a whole
+    # frames of a reduced camera (310x94): smaller than KITTI's 1216x352 crop, calibrated on as a whole
     assert main(["synth", "--out", str(data), "--frames", "2", "--sequences", "1", "--seed", "9", "--workers", "1",
                  "--layout", "kitti_dc", "--set", "val_sequences=1", "--set", "camera_scale=0.25"]) == 0
     rc = main(["export", str(model_file), "--out", str(tmp_path / "out"), "--format", "onnx", "--int8",
@@ -254,8 +254,8 @@ def test_eval_and_bench_take_several_models_checkpoints_and_shipped(toy_run, tmp
     for row in ("| model.pt (toy) |", "| step_00000005.pt (toy, step 5) |", "| shipped (shipped_student) |"):
         assert row in out
     written = json.loads(report.read_text())
-    assert [m["model"] for m in written["models"]] == [str(toy_run / "model.pt"), str(step5),
-                                                       str(Path(lumde_depth.__file__).parent / "weights" / "student.pt")]
+    shipped = Path(lumde_depth.__file__).parent / "weights" / "student.pt"
+    assert [m["model"] for m in written["models"]] == [str(toy_run / "model.pt"), str(step5), str(shipped)]
     assert all(m["metrics"]["samples"] == 2 for m in written["models"])
     assert main(["eval", "--model", str(tmp_path / "missing.pt"), "--data", "engine_toy:ToyScenes", "--root", "x"]) == 2
     assert "model file not found" in capsys.readouterr().err

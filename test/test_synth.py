@@ -270,7 +270,7 @@ def test_kitti_raw_loader_reads_synthetic_sequences(tmp_path: Path) -> None:
 
 
 def test_cli_synth_writes_the_benchmark_crop_at_any_camera_scale(tmp_path: Path, capsys) -> None:
-    """At camera_scale 0.25 (311x94 images) the selection is KITTI's 1216x352 crop scaled to 304x88."""
+    """At camera_scale 0.25 (310x94 images) the selection is KITTI's 1216x352 crop scaled to 304x88."""
     assert main(["synth", "--out", str(tmp_path), "--frames", "2", "--sequences", "2", "--workers", "1",
                  "--layout", "kitti_dc", "--set", "camera_scale=0.25"]) == 0
     sel = tmp_path / "depth_selection" / "val_selection_cropped"

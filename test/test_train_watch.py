@@ -112,7 +112,8 @@ def test_corrupt_newest_checkpoint_falls_back_and_a_finished_run_extends(tmp_pat
     # the extended run resumes with its original config; a finished run says so
     assert main(["train", "--config", str(path), "--out", str(run), "--resume"]) == 0
     out = capsys.readouterr().out
-    assert "its last stage keeps 30 steps (the config says 20)" in out and "already finished its 30 steps" in out
+    assert "the run's last stage has 30 steps (extended earlier; the config says 20): it keeps 30" in out
+    assert "already finished its 30 steps" in out
     # more steps through the config works too; other changes to the stages are refused with the way out
     more = write_config(tmp_path, stages=[{"steps": 35, "lr": 0.01}])
     assert main(["train", "--config", str(more), "--out", str(run), "--resume"]) == 0

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
           f"projected pixels per frame on average")
     if summary["selection_frames"]:
         height, width = selection_size(config.camera_scale)
-        scaled = f", KITTI's 1216x352 scaled by camera_scale {config.camera_scale:g}" if config.camera_scale != 1 else ""
+        scaled = (f", KITTI's 1216x352 scaled by camera_scale {config.camera_scale:g}"
+                  if config.camera_scale != 1 else "")
         print(f"{args.out / 'depth_selection' / 'val_selection_cropped'}: {int(summary['selection_frames'])} "
               f"frame(s) of the val drives cropped to {width}x{height}{scaled} (image, velodyne_raw, "
               f"groundtruth_depth, intrinsics with the shifted K)")

@@ -77,7 +77,8 @@ def _clock(delta: datetime.timedelta) -> str:
 def validation_line(step: int, metrics: dict[str, float], protocol: str, best: str | None) -> str:
     """``step 20 validation (8 images): RMSE 812.3 mm, MAE ...`` plus a note when it is the best so far."""
     note = f" -- best {best} so far: saved best.pt" if best else ""
-    return f"step {step} validation ({int(metrics.get('samples', 0))} images): {format_metrics(metrics, protocol)}{note}"
+    images = int(metrics.get("samples", 0))
+    return f"step {step} validation ({images} images): {format_metrics(metrics, protocol)}{note}"
 
 
 def short_metric(name: str, value: float, protocol: str) -> str:

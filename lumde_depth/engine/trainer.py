@@ -149,7 +149,8 @@ def prepare_run_dir(run_dir: Path, cfg: Any, resume: bool, free: tuple[str, ...]
     planned = sum(s["steps"] for s in saved["stages"])
     cfg.stages[-1].steps = max(saved_steps, wanted) + extend
     if wanted < saved_steps:
-        say(f"the run was extended earlier: its last stage keeps {saved_steps} steps (the config says {wanted})")
+        say(f"the run's last stage has {saved_steps} steps (extended earlier; the config says {wanted}): "
+            f"it keeps {saved_steps}")
     if cfg.total_steps != planned:
         say(f"extending the run: {planned} -> {cfg.total_steps} steps (the last stage, "
             f"'{cfg.stages[-1].name}', now has {cfg.stages[-1].steps})")
