@@ -136,18 +136,21 @@ def lidar_snap(depth: torch.Tensor, sparse: torch.Tensor, radius: int = SNAP_RAD
     idx = torch.nonzero(flat > 0).squeeze(1)
     if idx.numel() == 0:
         return depth
-    log_d = torch.log(depth.clamp_min(1e-3)).reshape(-1)
-    y, x = (idx // w) % h, idx % w
-    steps = torch.arange(-radius, radius + 1, device=depth.device)
-    dy, dx = (v.reshape(1, -1) for v in torch.meshgrid(steps, steps, indexing="ij"))
-    spatial = torch.exp(-(dy * dy + dx * dx).to(depth.dtype) / (2 * (radius / 1.5) ** 2))
-    ty, tx = y[:, None] + dy, x[:, None] + dx
-    inside = (ty >= 0) & (ty < h) & (tx >= 0) & (tx < w)
-    target = (idx - y * w - x)[:, None] + ty.clamp(0, h - 1) * w + tx.clamp(0, w - 1)   # (points, window)
-    diff = torch.log(flat[idx])[:, None] - log_d[target]
-    weight = spatial * inside * torch.exp(diff.square().mul_(-1.0 / (2 * sigma * sigma)))
+    r, hp, wp = radius, h + 2 * radius, w + 2 * radius
+    log_d = torch.log(depth.clamp_min(1e-3))
+    # each point spreads to its window in a padded copy: no bounds checks, the padding is cropped away
+    padded = F.pad(log_d, (r, r, r, r), mode="replicate").reshape(-1)
+    frame, rest = idx // (h * w), idx % (h * w)
+    corner = frame * (hp * wp) + (rest // w) * wp + rest % w
+    k = torch.arange(2 * r + 1, device=depth.device)
+    target = corner[:, None] + (k[:, None] * wp + k[None, :]).reshape(1, -1)          # (points, window)
+    spatial = torch.exp(-(((k - r)[:, None] ** 2 + (k - r)[None, :] ** 2).reshape(1, -1).to(depth.dtype))
+                        / (2 * (r / 1.5) ** 2))
+    diff = torch.log(flat[idx])[:, None] - padded[target]
+    # clamped: exp of large negative arguments would go through slow subnormal arithmetic
+    weight = torch.exp(diff.square().mul_(-1.0 / (2 * sigma * sigma)).clamp_(min=-20.0)).mul_(spatial)
     target = target.reshape(-1)
-    num = torch.bincount(target, (weight * diff).reshape(-1), minlength=log_d.numel())
-    den = torch.bincount(target, weight.reshape(-1), minlength=log_d.numel())
-    out = torch.exp(log_d + (num / (den + prior)).to(depth.dtype)).reshape(depth.shape)
-    return torch.where(depth > 0, out, depth)
+    num = torch.bincount(target, (weight * diff).reshape(-1), minlength=b * hp * wp)
+    den = torch.bincount(target, weight.reshape(-1), minlength=b * hp * wp)
+    shift = (num / (den + prior)).to(depth.dtype).reshape(b, 1, hp, wp)[..., r:r + h, r:r + w]
+    return torch.where(depth > 0, torch.exp(log_d + shift), depth)
