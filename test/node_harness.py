@@ -133,7 +133,9 @@ def node_command(params: dict[str, object], remaps: dict[str, str] | None = None
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "lumde_depth.ros.node_main"]
     cmd.append("--ros-args")
     for key, value in params.items():
-        if isinstance(value, (list, tuple, np.ndarray)):   # positional: yaml 1.1 reads 1e-05 as a string
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            value = "[" + ",".join(value) + "]"
+        elif isinstance(value, (list, tuple, np.ndarray)):   # positional: yaml 1.1 reads 1e-05 as a string
             value = "[" + ",".join(np.format_float_positional(float(v), unique=True, trim="0") for v in value) + "]"
         elif isinstance(value, bool):
             value = str(value).lower()
@@ -219,7 +221,8 @@ def unaccounted(diag: dict[str, str]) -> list[str]:
     """The node's accounting identities these diagnostics break (empty: every message accounted for).
 
     Per synchronizer ``S`` and input ``t``: ``received: t = S: t matched + evicted + pending`` and
-    ``S: t matched = S: sets``; for the worker: ``synchronized sets = processed + dropped + bad frames``;
+    ``S: t matched = S: sets``; for the worker: ``synchronized sets = processed + dropped + bad frames``
+    (+ the camera sets waiting for the rest of their sweep, with several cameras);
     the synchronizers' sets are the synchronized sets plus the camera-only sets not processed (mode
     auto while the LiDAR is live, or no monocular model)."""
     c = counts(diag)
@@ -233,7 +236,8 @@ def unaccounted(diag: dict[str, str]) -> list[str]:
                                 f"pending {parts} in {sync}")
             if parts[0] != c[f"{sync}: sets"]:
                 problems.append(f"{sync}: {topic} matched {parts[0]} != sets {c[f'{sync}: sets']}")
-    handled = c.get("processed", 0) + c.get("dropped (replaced before processing)", 0) + c.get("bad frames", 0)
+    handled = c.get("processed", 0) + c.get("dropped (replaced before processing)", 0) + c.get("bad frames", 0) \
+        + c.get("camera sets waiting for their sweep", 0)   # several cameras: sets gathered by LiDAR sweep
     if c.get("synchronized sets", -1) != handled:
         problems.append(f"synchronized sets {c.get('synchronized sets')} != processed + dropped + bad {handled}")
     skipped = sum(n for key, n in c.items() if key.startswith("camera-only sets not processed: "))

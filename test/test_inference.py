@@ -183,7 +183,7 @@ def test_a_batch_of_cameras_is_one_network_run_and_equals_frame_by_frame(model_f
     run_batch = completer.backend.run_batch
     monkeypatch.setattr(completer.backend, "run_batch", lambda n: runs.append(n) or run_batch(n))
     batch = completer.complete_batch(frames, confidence=True)
-    assert runs == [3] and completer.last_timings["batch"] == 3
+    assert runs == [3] and completer.last_batch == 3
     for (depth, conf), (d1, c1), (rgb, _s, _K) in zip(batch, single, frames):
         assert depth.shape == rgb.shape[:2]
         np.testing.assert_allclose(depth, d1, rtol=1e-4, atol=1e-4)

@@ -86,6 +86,7 @@ class DepthCompleter:
         self._mean = np.asarray(meta.get("rgb_mean", (0.0, 0.0, 0.0)), np.float32).reshape(3, 1, 1)
         self._inv_std = 1.0 / np.asarray(meta.get("rgb_std", (1.0, 1.0, 1.0)), np.float32).reshape(3, 1, 1)
         self.last_timings: dict[str, float] = {}
+        self.last_batch = 1   # frames in the last network run (complete_batch)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -197,12 +198,13 @@ class DepthCompleter:
         """``(depth, confidence or None)`` of each ``(rgb, sparse, K)`` frame, as :meth:`complete` /
         :meth:`complete_with_confidence` give them, with one network run for all of them (the cameras
         of one rig: every frame is resized to the network's input size, so images of any size batch).
-        ``last_timings`` then covers the whole batch, with ``batch`` its size."""
+        ``last_timings`` then covers the whole batch, ``last_batch`` is its size."""
         t0 = time.perf_counter()
         sizes = [self._check_inputs(rgb, sparse, K) for rgb, sparse, K in frames]
         if self.backend is None or not frames:
             results = [self._complete(rgb, sparse, K, confidence) for rgb, sparse, K in frames]
-            self.last_timings = {"inference": 1e3 * (time.perf_counter() - t0), "batch": float(len(frames))}
+            self.last_timings = {"inference": 1e3 * (time.perf_counter() - t0)}
+            self.last_batch = len(frames)
             return results
         self.backend.reserve(len(frames))
         windows = [self._prepare(rgb, sparse, K, item) for item, (rgb, sparse, K) in enumerate(frames)]
@@ -212,13 +214,15 @@ class DepthCompleter:
         results = [self._finish(out, sparse, size, window, confidence)
                    for out, (_rgb, sparse, _K), size, window in zip(net, frames, sizes, windows)]
         self.last_timings = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
-                             "postprocess": 1e3 * (time.perf_counter() - t2), "batch": float(len(frames))}
+                             "postprocess": 1e3 * (time.perf_counter() - t2)}
+        self.last_batch = len(frames)
         return results
 
     def _complete(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray,
                   confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
         t0 = time.perf_counter()
         height, width = self._check_inputs(rgb, sparse, K)
+        self.last_batch = 1
         if self.backend is None:
             out = CLASSICAL_FILLS[self.classical](sparse)
             t1 = time.perf_counter()

@@ -66,9 +66,10 @@ class RateMeter:
 class NodeStats:
     """Counters and windows shared by the node's threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, inputs: tuple[str, ...] = ("image", "camera_info", "points")) -> None:
+        """``inputs``: the input names (a rig's cameras have theirs under their names: ``front/image``)."""
         self.lock = threading.Lock()
-        self.inputs = {name: RateMeter() for name in ("image", "camera_info", "points")}
+        self.inputs = {name: RateMeter() for name in inputs}
         self.received: Counter[str] = Counter()
         self.sets = RateMeter()
         self.outputs = RateMeter()
@@ -113,11 +114,17 @@ class NodeStats:
         with self.lock:
             return all(meter.last is None or now - meter.last > seconds for meter in self.inputs.values())
 
-    def set_received(self, replaced: bool) -> None:
+    def set_received(self, replaced: bool | int) -> None:
+        """One synchronized set; ``replaced``: sets it made the node drop (an unprocessed one, or itself late)."""
         with self.lock:
             self.synchronized += 1
             self.sets.tick()
             self.dropped += int(replaced)
+
+    def drop(self, sets: int) -> None:
+        """``sets`` synchronized sets dropped unprocessed (a rig's sweep replaced before the worker took it)."""
+        with self.lock:
+            self.dropped += sets
 
     def skip(self, reason: str) -> None:
         """A camera-only set not handed to the worker: in mode auto while the LiDAR is live (the

@@ -141,10 +141,12 @@ class Extrinsics:
         fixed = self.fixed.describe() if self.fixed is not None else "none"
         return f"TF (tf2_ros), fallback {fixed}" if self.tf_available else f"{fixed} (tf2_ros not installed)"
 
-    def lookup(self, camera_frame: str, lidar_frame: str) -> tuple[np.ndarray | None, str]:
+    def lookup(self, camera_frame: str, lidar_frame: str,
+               fixed: FixedExtrinsic | None = None) -> tuple[np.ndarray | None, str]:
         """``(T_cam_lidar or None, where it came from)`` for a cloud in ``lidar_frame``; never blocks longer
-        than ``timeout``. Raises :class:`FrameError` ``wrong_cloud_frame`` where only the fixed matrix
-        applies and the cloud is not in its frame."""
+        than ``timeout``. ``fixed``: this camera's own fixed matrix (one camera of a rig), in place of the
+        node's. Raises :class:`FrameError` ``wrong_cloud_frame`` where only the fixed matrix applies and
+        the cloud is not in its frame."""
         key = (camera_frame, lidar_frame)
         if key in self._cache:
             return self._cache[key], "tf"
@@ -155,9 +157,10 @@ class Extrinsics:
                 self._cache[key] = T
                 return T, "tf"
             self._next_try[key] = time.monotonic() + TF_RETRY_PERIOD
-        if self.fixed is None:
+        fixed = fixed or self.fixed
+        if fixed is None:
             return None, "none"
-        return self.fixed.for_cloud(lidar_frame, camera_frame), "fixed"
+        return fixed.for_cloud(lidar_frame, camera_frame), "fixed"
 
     def _lookup_tf(self, camera_frame: str, lidar_frame: str) -> np.ndarray | None:
         from rclpy.duration import Duration

@@ -6,6 +6,11 @@ as dropped), so callbacks never block and nothing queues up. A worker thread tak
 converts the messages, runs :class:`~lumde_depth.ros.pipeline.DepthPipeline` and publishes. A bad
 frame is logged (throttled per kind), counted in ``/diagnostics`` and skipped. Messages the synchronizer
 never puts into a set are counted there too (:mod:`lumde_depth.ros.sync`), so every message is accounted for.
+
+Several cameras (parameter ``cameras``): each camera has its inputs and outputs under its name and its own
+synchronizer with the shared cloud; its sets are gathered by sweep (:mod:`lumde_depth.ros.rig`) and the
+worker runs a whole sweep at once (:meth:`~lumde_depth.ros.pipeline.DepthPipeline.process_rig`: the cloud
+converted once, one network run for every camera).
 """
 from __future__ import annotations
 
@@ -28,8 +33,9 @@ from lumde_depth.ros import convert
 from lumde_depth.ros.compat import message_filters
 from lumde_depth.ros.diagnostics import NodeStats, status_message
 from lumde_depth.ros.extrinsics import Extrinsics, FixedExtrinsic, matrix_from_calib_file, matrix_from_param
-from lumde_depth.ros.params import NODE_NAME, NodeParams, change, declare, unknown_overrides
-from lumde_depth.ros.pipeline import AutoPipeline, DepthPipeline, FrameError, frame_inputs
+from lumde_depth.ros.params import NODE_NAME, NodeParams, change, declare, declare_camera_extrinsics, unknown_overrides
+from lumde_depth.ros.pipeline import AutoPipeline, DepthPipeline, FrameError, frame_inputs, rig_inputs
+from lumde_depth.ros.rig import Sweep, SweepGatherer
 from lumde_depth.ros.sync import counting_synchronizer
 
 SHIPPED = "shipped"    # mono_model value: the shipped monocular student
@@ -78,10 +84,14 @@ class DepthNode(Node):
         self._cond = threading.Condition()
         self._running = True
         self._worker: threading.Thread | None = None
+        self._idle_since: float | None = time.monotonic()   # None while the worker processes a set
         self._last_image_bytes = 0
         self.params: NodeParams = declare(self)
         p = self.params
-        self.stats = NodeStats()
+        self.cameras = p.cameras or [""]   # "": one camera, topics without a namespace
+        self.rig = SweepGatherer(p.cameras, p.sweep_wait) if len(p.cameras) > 1 else None
+        self.stats = NodeStats(tuple(f"{_ns(c)}{name}" for c in self.cameras for name in ("image", "camera_info"))
+                               + ("points",))
         self._last_log: dict[str, float] = {}
         self.pipeline = self.mono_pipeline = None
         if p.mode in ("completion", "auto"):
@@ -100,6 +110,8 @@ class DepthNode(Node):
             fixed = matrix_from_calib_file(p.calib_file, p.calib_camera)
         fixed = None if fixed is None else FixedExtrinsic(fixed, p.lidar_frame, self.get_logger().info)
         self.extrinsics = Extrinsics(self, fixed, p.use_tf, p.tf_timeout)
+        self.camera_extrinsics = {name: FixedExtrinsic(T, p.lidar_frame, self.get_logger().info)
+                                  for name, T in declare_camera_extrinsics(self, p.cameras).items()}
 
         qos_in = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth,
                             reliability=reliability(p.qos_reliability))
@@ -108,36 +120,39 @@ class DepthNode(Node):
         self._qos_out = qos_out
         self._output_publishers: dict[str, Any] = {}
         self.outputs: dict[str, Any] = {}
-        for topic, wanted in {"depth/image": True, "depth/camera_info": True, "depth/points": True,
+        for base, wanted in {"depth/image": True, "depth/camera_info": True, "depth/points": True,
                               "depth/confidence": True, "depth/sparse": p.publish_sparse,
                               "depth/colored": p.publish_colored}.items():
-            self._enable_output(topic, wanted)
+            self._enable_output(base, wanted)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         image_type = CompressedImage if p.image_compressed else Image
         self._qos_in = qos_in
         self._to_best_effort: set[str] = set()
-        self.sub_image = self._subscriber(image_type, "image")
-        self.sub_info = self._subscriber(CameraInfo, "camera_info")
-        self.sub_image.registerCallback(lambda _msg: self.stats.input("image"))
-        self.sub_info.registerCallback(lambda _msg: self.stats.input("camera_info"))
         self._last_points = time.monotonic()
         self.synchronizers = []
+        self.inputs: dict[str, Any] = {}   # input name (its relative topic) -> subscriber
+        cameras = [(self._input(image_type, f"{_ns(camera)}image"), self._input(CameraInfo, f"{_ns(camera)}camera_info"))
+                   for camera in self.cameras]
         if p.mode in ("completion", "auto"):
-            self.sub_points = self._subscriber(PointCloud2, "points")
-            self.sub_points.registerCallback(self._on_points)
-            self.synchronizers.append(self._synchronizer([self.sub_image, self.sub_info, self.sub_points]))
-            self.synchronizers[-1].registerCallback(self._on_set)
-        if p.mode in ("monocular", "auto"):
-            self.synchronizers.append(self._synchronizer([self.sub_image, self.sub_info]))
-            self.synchronizers[-1].registerCallback(self._on_camera_set)
+            self.sub_points = self._input(PointCloud2, "points", self._on_points)
+        for camera, (sub_image, sub_info) in zip(self.cameras, cameras):
+            if p.mode in ("completion", "auto"):
+                self.synchronizers.append(self._synchronizer([sub_image, sub_info, self.sub_points]))
+                self.synchronizers[-1].registerCallback(
+                    self._on_set if self.rig is None else functools.partial(self._on_rig_set, camera))
+            if p.mode in ("monocular", "auto"):
+                self.synchronizers.append(self._synchronizer([sub_image, sub_info]))
+                self.synchronizers[-1].registerCallback(self._on_camera_set)
+        if self.rig is not None:
+            self.create_timer(0.1, self._expire_sweeps)
 
         self._worker = threading.Thread(target=self._work, name="lumde_depth_worker", daemon=True)
         self._worker.start()
         self._diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
         self.create_timer(0.2, self._downgrade_inputs)
         self._started = time.monotonic()
-        self._last_stamp: int | None = None
+        self._last_stamp: dict[str, int] = {}   # per camera
         backend = self.pipeline or self.mono_pipeline
         self.get_logger().info(
             f"mode {p.mode}; backend {backend.completer.backend_name if backend else 'none'} on "
@@ -149,8 +164,7 @@ class DepthNode(Node):
 
     def input_topics(self) -> dict[str, str]:
         """Input name -> resolved topic (after namespace and remapping)."""
-        subs = {"image": self.sub_image, "camera_info": self.sub_info, "points": getattr(self, "sub_points", None)}
-        return {name: sub.sub.topic_name for name, sub in subs.items() if sub is not None}
+        return {name: sub.sub.topic_name for name, sub in self.inputs.items()}
 
     def topics_line(self) -> str:
         """Every resolved topic and its QoS, for the start-up line."""
@@ -184,13 +198,15 @@ class DepthNode(Node):
     _OUTPUT_TYPES = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
                      "depth/confidence": Image, "depth/sparse": Image, "depth/colored": Image}
 
-    def _enable_output(self, topic: str, enabled: bool) -> None:
-        """Publish ``topic`` or stop publishing it (its publisher is kept for when it is enabled again)."""
-        if enabled and topic not in self._output_publishers:
-            self._output_publishers[topic] = self.create_publisher(
-                self._OUTPUT_TYPES[topic], topic, self._qos_out, event_callbacks=PublisherEventCallbacks(
-                    incompatible_qos=lambda info, t=topic: self._incompatible_output(t, info)))
-        self.outputs[topic] = self._output_publishers[topic] if enabled else None
+    def _enable_output(self, base: str, enabled: bool) -> None:
+        """Publish output ``base`` (``depth/image``...) of every camera or stop publishing it (its publishers are
+        kept for when it is enabled again)."""
+        for topic in (f"{_ns(camera)}{base}" for camera in self.cameras):
+            if enabled and topic not in self._output_publishers:
+                self._output_publishers[topic] = self.create_publisher(
+                    self._OUTPUT_TYPES[base], topic, self._qos_out, event_callbacks=PublisherEventCallbacks(
+                        incompatible_qos=lambda info, t=topic: self._incompatible_output(t, info)))
+            self.outputs[topic] = self._output_publishers[topic] if enabled else None
 
     # ------------------------------------------------------------------ parameters changed at run time
     def _on_set_parameters(self, changed: list[Any]) -> Any:
@@ -229,6 +245,12 @@ class DepthNode(Node):
         if "diagnostics_period" in names:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = self.create_timer(params.diagnostics_period, self._publish_diagnostics)
+
+    def _input(self, msg_type: type, topic: str, counted: Any = None) -> Any:
+        """The subscriber of input ``topic``, counted in the stats (by ``counted`` where given)."""
+        sub = self.inputs[topic] = self._subscriber(msg_type, topic)
+        sub.registerCallback(counted or (lambda _msg: self.stats.input(topic)))
+        return sub
 
     def _subscriber(self, msg_type: type, topic: str) -> Any:
         """A message_filters input; counts messages DDS reports lost and notices incompatible publishers."""
@@ -272,7 +294,7 @@ class DepthNode(Node):
         """Timer: recreate the inputs marked by :meth:`_incompatible` (not from their own event callback)."""
         while self._to_best_effort:
             topic = self._to_best_effort.pop()
-            sub = {"image": self.sub_image, "camera_info": self.sub_info}.get(topic) or self.sub_points
+            sub = self.inputs[topic]
             if sub.sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT:
                 continue
             qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.params.qos_depth,
@@ -300,6 +322,29 @@ class DepthNode(Node):
 
     def _on_set(self, image: Any, info: Any, points: Any) -> None:
         self._offer((image, info, points))
+
+    def _on_rig_set(self, camera: str, image: Any, info: Any, points: Any) -> None:
+        """One camera's set of a rig: gathered with the other cameras' sets of its sweep."""
+        ready, late = self.rig.add(camera, image, info, points)
+        self.stats.set_received(late)
+        for sweep in ready:
+            self._offer_sweep(sweep)
+
+    def _expire_sweeps(self) -> None:
+        """Timer: sweeps that waited too long for a camera (while the worker was idle) go on with the cameras
+        they have."""
+        idle_since = self._idle_since
+        if idle_since is None:   # busy
+            return
+        for sweep in self.rig.expired(idle_since):
+            self._offer_sweep(sweep)
+
+    def _offer_sweep(self, sweep: Sweep) -> None:
+        with self._cond:
+            replaced, self._slot = self._slot, (sweep,)
+            self._cond.notify()
+        if replaced is not None:
+            self.stats.drop(len(replaced[0].sets))
 
     def _on_camera_set(self, image: Any, info: Any) -> None:
         if self.params.mode == "auto" and not self.lidar_silent():
@@ -330,55 +375,111 @@ class DepthNode(Node):
                 if not self._running:
                     return
                 item, self._slot = self._slot, None
-            image_bytes = len(getattr(item[0], "data", b""))
+                self._idle_since = None
+            image_bytes = len(getattr(item[0], "data", b"")) if len(item) > 1 else \
+                sum(len(image.data) for image, _info in item[0].sets.values())
             try:
-                self._process(*item)
+                self._process(*item) if len(item) > 1 else self._process_sweep(*item)
             except FrameError as exc:
-                self.stats.error(exc.kind, str(exc))
-                self.stats.state = f"refusing sets ({exc.kind})"
-                self._warn(exc.kind, str(exc))
+                self._refuse(exc)
             except Exception as exc:   # a bug must not kill the node: log it, count it, go on
                 if not self.context.ok():
                     return   # shutting down (Ctrl-C) while a frame was being published
                 self.stats.error("internal", f"frame failed: {exc!r}")
                 self._warn("internal", f"frame failed: {exc!r}\n{traceback.format_exc()}")
             item = None
+            self._idle_since = time.monotonic()
             if image_bytes != self._last_image_bytes:   # frame size changed: what the last size used is free now
                 self._last_image_bytes = image_bytes
                 release_free_heap()
 
+    def _refuse(self, exc: FrameError) -> None:
+        self.stats.error(exc.kind, str(exc))
+        self.stats.state = f"refusing sets ({exc.kind})"
+        self._warn(exc.kind, str(exc))
+
     def _process(self, image_msg: Any, info_msg: Any, points_msg: Any) -> None:
         t0 = time.perf_counter()
         rgb, camera, xyz = frame_inputs(image_msg, info_msg, points_msg)
+        camera_name = self.cameras[0]
         stamp_ns = convert.stamp_to_ns(image_msg.header.stamp)
-        anomaly = self._check_stamp(stamp_ns)
-        T = None
-        if points_msg is not None:
-            T, _source = self.extrinsics.lookup(image_msg.header.frame_id, points_msg.header.frame_id)
-            if T is None:
-                fix = ("publish it on TF (/tf_static), or set T_cam_lidar or calib_file" if self.extrinsics.tf_available
-                       else "set T_cam_lidar or calib_file (TF is not used: use_tf is false)" if not self.params.use_tf
-                       else "set T_cam_lidar or calib_file (tf2_ros is not installed, so TF cannot be used)")
-                raise FrameError("no_extrinsic", f"no transform {points_msg.header.frame_id!r} -> "
-                                                 f"{image_msg.header.frame_id!r}: {fix}")
+        anomaly = self._check_stamp(stamp_ns, camera_name)
+        T = None if points_msg is None else self._extrinsic(image_msg, points_msg, camera_name)
         pipeline = self.auto or (self.pipeline if points_msg is not None else self.mono_pipeline)
-        wanted = {topic for topic, pub in self.outputs.items() if pub is not None and pub.get_subscription_count()}
         t1 = time.perf_counter()
-        result = pipeline.process(rgb, camera, xyz, T, outputs=wanted)
+        result = pipeline.process(rgb, camera, xyz, T, outputs=self._wanted())
+        self._publish(camera_name, result, image_msg, info_msg, anomaly, t1 - t0)
+        self.stats.state = "completion" if points_msg is not None else "camera-only (monocular)"
+
+    def _process_sweep(self, sweep: Sweep) -> None:
+        """The cameras of one sweep: the cloud converted once, one network run; a camera whose set cannot be
+        processed is refused and counted alone (every camera's set counts: a bad cloud refuses them all)."""
+        t0 = time.perf_counter()
+        names = [camera for camera in self.cameras if camera in sweep.sets]
+        try:
+            views, xyz = rig_inputs([sweep.sets[camera] for camera in names], sweep.cloud)
+        except FrameError as exc:
+            for _ in names:
+                self._refuse(exc)
+            return
+        jobs = []
+        for camera, view in zip(names, views):
+            image_msg, _info = sweep.sets[camera]
+            try:
+                if isinstance(view, FrameError):
+                    raise view
+                anomaly = self._check_stamp(convert.stamp_to_ns(image_msg.header.stamp), camera)
+                jobs.append((camera, view, self._extrinsic(image_msg, sweep.cloud, camera), anomaly))
+            except FrameError as exc:
+                self._refuse(exc)
+        if not jobs:
+            return
+        t1 = time.perf_counter()
+        results = self.pipeline.process_rig([(rgb, model, T) for _c, (rgb, model), T, _a in jobs], xyz,
+                                            outputs=self._wanted())
+        for (camera, _view, _T, anomaly), result in zip(jobs, results):
+            if isinstance(result, FrameError):
+                self._refuse(result)
+            else:
+                self._publish(camera, result, *sweep.sets[camera], anomaly, t1 - t0)
+        self.stats.state = f"completion, {len(self.cameras)} cameras"
+
+    def _extrinsic(self, image_msg: Any, points_msg: Any, camera: str) -> np.ndarray:
+        """LiDAR -> camera of this image and cloud (TF from the cloud's frame; else the camera's own
+        ``<camera>.T_cam_lidar``, else T_cam_lidar / calib_file), or a ``no_extrinsic`` FrameError."""
+        T, _source = self.extrinsics.lookup(image_msg.header.frame_id, points_msg.header.frame_id,
+                                            self.camera_extrinsics.get(camera))
+        if T is None:
+            own = f"{camera}.T_cam_lidar" if camera else "T_cam_lidar or calib_file"
+            fix = (f"publish it on TF (/tf_static), or set {own}" if self.extrinsics.tf_available
+                   else f"set {own} (TF is not used: use_tf is false)" if not self.params.use_tf
+                   else f"set {own} (tf2_ros is not installed, so TF cannot be used)")
+            raise FrameError("no_extrinsic", f"no transform {points_msg.header.frame_id!r} -> "
+                                             f"{image_msg.header.frame_id!r}: {fix}")
+        return T
+
+    def _wanted(self) -> set[str]:
+        """The outputs (``depth/points``...) somebody subscribes to, for any camera."""
+        return {base for camera in self.cameras for base in self._OUTPUT_TYPES
+                if (pub := self.outputs.get(f"{_ns(camera)}{base}")) is not None and pub.get_subscription_count()}
+
+    def _publish(self, camera: str, result: Any, image_msg: Any, info_msg: Any, anomaly: str | None,
+                 convert_in_s: float) -> None:
+        """Publish one camera's outputs and count them."""
         t2 = time.perf_counter()
         for topic, msg in convert.frame_messages(result, image_msg.header, info_msg).items():
-            publisher = self.outputs.get(topic)   # read once: a parameter change may disable it meanwhile
+            publisher = self.outputs.get(f"{_ns(camera)}{topic}")   # read once: a parameter change may disable it
             if publisher is not None:
                 publisher.publish(msg)
         t3 = time.perf_counter()
+        stamp_ns = convert.stamp_to_ns(image_msg.header.stamp)
         latency_ms = None if anomaly else (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
         if anomaly:
             self.stats.stamp_anomaly(anomaly)
-        self.stats.state = "completion" if points_msg is not None else "camera-only (monocular)"
-        self.stats.published(latency_ms, {**result.timings, "convert_in": 1e3 * (t1 - t0),
+        self.stats.published(latency_ms, {**result.timings, "convert_in": 1e3 * convert_in_s,
                                           "convert_out": 1e3 * (t3 - t2)})
 
-    def _check_stamp(self, stamp_ns: int) -> str | None:
+    def _check_stamp(self, stamp_ns: int, camera: str = "") -> str | None:
         """Refuse a set older, or further in the future, than ``max_stamp_age`` (when > 0); otherwise return
         what makes its stamp useless for latency: ``zero``, ``future`` or ``backward`` (older than the previous
         set's, e.g. a bag loop), or None."""
@@ -392,7 +493,7 @@ class DepthNode(Node):
             raise FrameError("future_stamp", f"image stamp is {-age:.2f} s ahead of this node's clock (max_stamp_age "
                                              f"{max_age} s): synchronize the clocks of the sensor's computer and "
                                              "this one (chrony / NTP / PTP), or set max_stamp_age:=0")
-        previous, self._last_stamp = self._last_stamp, stamp_ns
+        previous, self._last_stamp[camera] = self._last_stamp.get(camera), stamp_ns
         if stamp_ns == 0:
             return "zero"
         if stamp_ns - now > FUTURE_SLACK_NS:
@@ -426,7 +527,11 @@ class DepthNode(Node):
                 message = "LiDAR silent and no LiDAR scale yet: monocular depth in the model's own scale"
         if self.auto is not None:
             extra["monocular scale"] = self.auto.scale.describe()
-        needed = ("image", "camera_info", "points") if p.mode == "completion" else ("image", "camera_info")
+        if self.rig is not None:   # synchronized sets = processed + dropped + bad frames + these
+            extra["cameras"] = ", ".join(self.cameras)
+            extra["camera sets waiting for their sweep"] = str(self.rig.waiting)
+            extra["cameras in the last network run"] = str(self.pipeline.completer.last_batch)
+        needed = tuple(name for name in self.inputs if p.mode == "completion" or name != "points")
         if self.stats.quiet(INPUT_SILENT_S) and time.monotonic() - self._started > INPUT_SILENT_S:
             waiting = ", ".join(f"{name} on '{topic}' ({self.count_publishers(topic)} publishers)"
                                 for name, topic in self.input_topics().items() if name in needed)
@@ -439,9 +544,7 @@ class DepthNode(Node):
                 level, message = DiagnosticStatus.WARN, f"waiting for input: {waiting}"
         silent = self.stats.silent(needed, INPUT_SILENT_S)
         if silent:
-            topics = {"image": self.sub_image, "camera_info": self.sub_info,
-                      "points": getattr(self, "sub_points", None)}
-            names = " or ".join(f"{name} on '{topics[name].sub.topic_name}'" for name in silent)
+            names = " or ".join(f"{name} on '{self.inputs[name].sub.topic_name}'" for name in silent)
             extra["silent inputs"] = ", ".join(silent)
             self._warn("missing_input", f"no {names} for {INPUT_SILENT_S} s while other inputs arrive: nothing "
                                         "can be synchronized; check that publisher and the topic remapping")
@@ -459,6 +562,11 @@ class DepthNode(Node):
         if self._worker is not None:
             self._worker.join(timeout=5.0)
         super().destroy_node()
+
+
+def _ns(camera: str) -> str:
+    """The topic prefix of ``camera`` (none for the single unnamed camera)."""
+    return f"{camera}/" if camera else ""
 
 
 def _policy_name(info: Any) -> str:

@@ -8,6 +8,7 @@ field's doc, its ``FloatingPointRange`` / ``IntegerRange`` and its choices.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from lumde_depth.config import ConfigError, closest_key, field, from_dict
 from lumde_depth.inference.backends import BACKENDS
 
 NODE_NAME = "lumde_depth_node"
+CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")   # a camera's name: one ROS name token
 
 
 @dataclass
@@ -38,6 +40,16 @@ class NodeParams:
     mode: str = field("completion", choices=("completion", "monocular", "auto"),
                       doc="completion (camera + LiDAR), monocular (camera only), auto (completion, "
                           "monocular while the LiDAR is silent longer than lidar_timeout)")
+    cameras: list[str] = field(default_factory=list,
+                               doc="several cameras around one LiDAR in one node: their names, each the namespace of "
+                                   "its topics (<camera>/image, <camera>/camera_info in; <camera>/depth/... out; "
+                                   "one points), its LiDAR extrinsic from TF or <camera>.T_cam_lidar; the cloud is "
+                                   "converted once per sweep and the images go through the network in one batch "
+                                   "(mode completion). Empty = one camera on image, camera_info")
+    sweep_wait: float = field(0.5, low=0.01, high=60.0,
+                              doc="several cameras: seconds a LiDAR sweep waits (while the worker is idle) for every "
+                                  "camera's set before it goes on with the cameras it has; a newer sweep sends it on "
+                                  "at once")
     mono_model: str = field("", doc="monocular student model file for mode monocular/auto; 'shipped' = the "
                                     "shipped one (trained on synthetic drives only, see docs/model_card.md); "
                                     "empty = none (mode auto then publishes only diagnostics while the LiDAR "
@@ -100,7 +112,7 @@ LIVE = frozenset({"slop", "decimation", "min_depth", "max_depth", "min_confidenc
 _FIXED_BECAUSE = {
     **dict.fromkeys(("model", "backend", "device", "input_height", "input_width", "fit", "threads", "lidar_align",
                      "mode", "mono_model"), "the networks are loaded at start-up"),
-    **dict.fromkeys(("image_compressed", "qos_reliability", "qos_depth", "output_reliability"),
+    **dict.fromkeys(("cameras", "image_compressed", "qos_reliability", "qos_depth", "output_reliability"),
                     "the topics are subscribed and advertised at start-up"),
     **dict.fromkeys(("queue_size", "exact_sync"), "the synchronizer is built at start-up"),
     **dict.fromkeys(("T_cam_lidar", "calib_file", "calib_camera", "use_tf", "lidar_frame"),
@@ -153,7 +165,8 @@ def _ros_type(tp: Any) -> int:
     if tp in types:
         return types[tp]
     if typing.get_origin(tp) is list:
-        return ParameterType.PARAMETER_DOUBLE_ARRAY
+        return ParameterType.PARAMETER_STRING_ARRAY if typing.get_args(tp) == (str,) else \
+            ParameterType.PARAMETER_DOUBLE_ARRAY
     raise TypeError(f"no ROS parameter type for {tp}")
 
 
@@ -184,7 +197,7 @@ def declare(node: Any) -> NodeParams:
                 descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         if default == []:
-            param = node.declare_parameter(f.name, Parameter.Type.DOUBLE_ARRAY, descriptor)
+            param = node.declare_parameter(f.name, Parameter.Type(ptype), descriptor)
             value = param.value if param.type_ != Parameter.Type.NOT_SET else []
         else:
             value = node.declare_parameter(f.name, default, descriptor).value
@@ -192,6 +205,31 @@ def declare(node: Any) -> NodeParams:
     params = from_dict(NodeParams, values)
     validate(params)
     return params
+
+
+def declare_camera_extrinsics(node: Any, cameras: list[str]) -> dict[str, Any]:
+    """Declare ``<camera>.T_cam_lidar`` (16 or 7 floats, as ``T_cam_lidar``) for each of a rig's ``cameras``
+    and return the 4x4 matrices of those given (the others come from TF, or the node's ``T_cam_lidar``).
+
+    Raises :class:`~lumde_depth.config.ConfigError` naming the parameter when a value is malformed."""
+    from rcl_interfaces.msg import ParameterDescriptor
+    from rclpy.parameter import Parameter
+
+    from lumde_depth.ros.extrinsics import matrix_from_param
+
+    matrices = {}
+    for camera in cameras:
+        name = f"{camera}.T_cam_lidar"
+        param = node.declare_parameter(name, Parameter.Type.DOUBLE_ARRAY, ParameterDescriptor(
+            name=name, description=f"LiDAR -> optical frame of camera {camera}, 16 floats row-major (4x4) or 7 (x y z "
+                                   "qx qy qz qw); used when TF has no transform [fixed at start-up]"))
+        if param.type_ == Parameter.Type.NOT_SET or not len(param.value):
+            continue
+        try:
+            matrices[camera] = matrix_from_param(param.value)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+    return matrices
 
 
 def validate(params: NodeParams) -> None:
@@ -203,5 +241,12 @@ def validate(params: NodeParams) -> None:
     if params.T_cam_lidar and len(params.T_cam_lidar) not in (7, 16):
         raise ConfigError(f"T_cam_lidar has {len(params.T_cam_lidar)} values: give 16 (4x4 row-major) or 7 "
                           "(x y z qx qy qz qw)")
+    bad = [name for name in params.cameras if not CAMERA_NAME.fullmatch(name)]
+    if bad or len(set(params.cameras)) != len(params.cameras):
+        raise ConfigError(f"cameras {params.cameras}: give distinct names of letters, digits and _ (each one the "
+                          f"namespace of its camera's topics, e.g. [front, left]){f'; not valid: {bad}' if bad else ''}")
+    if len(params.cameras) > 1 and params.mode != "completion":
+        raise ConfigError(f"several cameras run in mode completion only (mode is {params.mode!r}): set "
+                          "mode:=completion, or run one node per camera for mode monocular / auto")
     if (params.input_height == 0) != (params.input_width == 0):
         raise ConfigError("set both input_height and input_width, or neither (0 = the model's input size)")
