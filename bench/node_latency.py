@@ -9,6 +9,7 @@ counter, node CPU (% of one core) and peak RSS from /proc, and message conversio
     .venv/bin/python bench/node_latency.py                 # 60 s per backend
     .venv/bin/python bench/node_latency.py --seconds 15    # quick run
     .venv/bin/python bench/node_latency.py --default-launch --backends onnxruntime   # as launched, see below
+    .venv/bin/python bench/node_latency.py --cameras 6     # six DDAD cameras: one node vs six nodes
 
 A best-effort subscriber of depth/points in this process counts the clouds it receives (each one makes
 the node build a 7 MB organized cloud). ``--default-launch`` measures the documented launch path with no
@@ -171,6 +172,140 @@ def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file:
             "stages": {k.replace(" mean (ms)", ""): v for k, v in diag.items() if k.endswith("mean (ms)")}}
 
 
+def _input_size(args: argparse.Namespace) -> str:
+    return f"{args.input_size[1]}x{args.input_size[0]}" if args.input_size[0] else "the model's own"
+
+
+def _machine_line(args: argparse.Namespace, load_before: float, load_after: float) -> str:
+    gpu = f", GPU {torch.cuda.get_device_name(args.device)}" if args.device.startswith("cuda") else ""
+    return (f"Machine: {machine()}{gpu}; network device {args.device}; 1-minute load average {load_before:.1f} before "
+            f"and {load_after:.1f} after the run (other work on the machine slows every figure below when it is "
+            "above ~1).")
+
+
+OUTPUTS = ("depth/image", "depth/camera_info", "depth/points", "depth/confidence", "depth/colored")
+
+
+def rig_frames(shared: Path | None, count: int) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray, str]:
+    """``count`` DDAD-sized cameras around one LiDAR: the DDAD test scene's (sample 0, 1936x1216) when the shared
+    data is there, else generated frames of that size (one scan seen by every camera)."""
+    if shared is not None and (shared / "ddad_testscene").is_dir():
+        from lumde_depth.data.ddad import ddad_scenes
+        scene = next(s for s in ddad_scenes(shared / "ddad_testscene") if len(s.cameras) >= count)
+        frames = {c: scene.frame(0, c) for c in scene.cameras[:count]}
+        return ({c: {"rgb": f.rgb, "P": f.K, "T": f.T_cam_lidar} for c, f in frames.items()}, scene.scan(0),
+                f"DDAD test scene {scene.name} sample 0")
+    frame = harness.synthetic_frame(1216, 1936, 50_000)
+    return ({f"CAMERA_{i + 1:02d}": {"rgb": frame["rgb"], "P": frame["P"], "T": frame["T"]} for i in range(count)},
+            frame["points"], "generated DDAD-sized frames")
+
+
+def run_rig(one_node: bool, args: argparse.Namespace, model: Path, rig_file: Path, workdir: Path,
+            domain: int) -> dict[str, object]:
+    """The rig's cameras through one node (parameter ``cameras``) or one node per camera; per camera the output
+    rate, and the latency of every depth/image."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from lumde_depth.ros import convert
+    cameras, _points = harness.load_rig(rig_file)
+    env = harness.ros_env(domain)
+    env["LUMDE_CACHE"] = str(workdir / "cache")
+    base = {"model": str(model), "backend": args.backends[0], "device": args.device, "threads": args.threads,
+            "input_height": args.input_size[0], "input_width": args.input_size[1], "diagnostics_period": 1.0}
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    listener = rclpy.create_node("lumde_bench_listener", context=context)
+    arrivals: dict[str, list[tuple[int, int]]] = {c: [] for c in cameras}
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    for c in cameras:
+        listener.create_subscription(Image, f"{c}/depth/image", lambda m, c=c: arrivals[c].append(
+            (convert.stamp_to_ns(m.header.stamp), time.time_ns())), reliable)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(listener)
+    label = "one node" if one_node else f"{len(cameras)} nodes"
+    if one_node:
+        nodes = [harness.start_node({**base, "cameras": list(cameras),
+                                     **{f"{c}.T_cam_lidar": cameras[c]["T"].ravel() for c in cameras}},
+                                    log=workdir / "node_rig.log", env=env)]
+    else:
+        nodes = [harness.start_node({**base, "T_cam_lidar": cameras[c]["T"].ravel()},
+                                    {"image": f"{c}/image", "camera_info": f"{c}/camera_info",
+                                     **{topic: f"{c}/{topic}" for topic in OUTPUTS}},
+                                    log=workdir / f"node_{c}.log", env=env, name=f"lumde_depth_node_{c}")
+                 for c in cameras]
+    try:
+        deadline = time.monotonic() + 300
+        while not all(listener.count_publishers(f"{c}/depth/image") for c in cameras) and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+            if any(n.poll() is not None for n in nodes):
+                raise RuntimeError(f"{label}: a node exited; logs in {workdir}")
+        pub = harness.start_publisher(rig_file, rate=args.rate, count=0, seconds=args.seconds, env=env,
+                                      cameras=tuple(cameras))
+        cpu0, t0 = sum(proc_cpu_seconds(n.pid) for n in nodes), time.monotonic()
+        while pub.poll() is None:
+            executor.spin_once(timeout_sec=0.05)
+        cpu = (sum(proc_cpu_seconds(n.pid) for n in nodes) - cpu0) / max(time.monotonic() - t0, 1e-9)
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        rss = sum(proc_peak_rss_mb(n.pid) for n in nodes)
+        published = [line for line in pub.stdout.read().splitlines() if line.startswith("{")]
+    finally:
+        for n in nodes:
+            harness.stop(n)
+        executor.shutdown()
+        listener.destroy_node()
+        context.try_shutdown()
+    rates = [(len(a) - 1) / ((a[-1][1] - a[0][1]) / 1e9) if len(a) > 1 else 0.0 for a in arrivals.values()]
+    latency = np.array([(arrive - stamp) / 1e6 for a in arrivals.values() for stamp, arrive in a])
+    return {"label": label, "published": len(published), "answered": [len(a) for a in arrivals.values()],
+            "rate": float(np.mean(rates)), "rate_min": float(np.min(rates)),
+            "p50": float(np.percentile(latency, 50)) if latency.size else float("nan"),
+            "p99": float(np.percentile(latency, 99)) if latency.size else float("nan"), "cpu": 100.0 * cpu, "rss": rss}
+
+
+def rig_main(args: argparse.Namespace) -> int:
+    """``--cameras N``: N DDAD-sized cameras and one LiDAR through one node, then through N separate nodes."""
+    from conftest import shared_data_dir
+    shared = shared_data_dir()
+    harness.use_large_messages_profile()   # six 7 MB images per sweep: shared memory, as the shipped launch gives
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        cameras, points, source = rig_frames(shared if shared.is_dir() else None, args.cameras)
+        rig_file = harness.save_rig(workdir / "rig.npz", cameras, points)
+        model, model_name = model_file(args, workdir)
+        load_before = os.getloadavg()[0]
+        rows = [run_rig(one, args, model, rig_file, workdir, 70 + i) for i, one in enumerate((True, False))]
+        load_after = os.getloadavg()[0]
+    (h, w), n = next(iter(cameras.values()))["rgb"].shape[:2], len(cameras)
+    input_size = _input_size(args)
+    lines = [_machine_line(args, load_before, load_after),
+             f"Input: {source}: {n} cameras {w}x{h} rgb8 + camera_info each and one {len(points)}-point cloud, "
+             f"published together at {args.rate:g} Hz for {args.seconds:g} s per configuration over loopback DDS "
+             "(every process with config/fastdds_large_messages.xml: shared memory). "
+             f"Model: {model_name}, backend {args.backends[0]}, network input {input_size}. "
+             f"One node: parameter cameras (the cloud converted once per sweep, the {n} images in one network run); "
+             f"{n} nodes: one per camera, each converting the cloud and running the network alone. Latency = "
+             "depth/image arrival here minus its image stamp, over every camera. CPU in % of one core, all nodes.", "",
+             "| configuration | sweeps published | depth answered per camera | throughput per camera (Hz, mean / min) "
+             "| latency p50 (ms) | latency p99 (ms) | node CPU (%) | node peak RSS (MB, sum) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['published']} | {', '.join(map(str, r['answered']))} | {r['rate']:.2f} / "
+                     f"{r['rate_min']:.2f} | {r['p50']:.0f} | {r['p99']:.0f} | {r['cpu']:.0f} | {r['rss']:.0f} |")
+    lines += ["", f"Run: `.venv/bin/python bench/node_latency.py --cameras {n}` (add `--seconds 15` for a quick run)."]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("node_latency_rig", f"## One node for {n} cameras vs one node per camera "
+                                          f"(`bench/node_latency.py --cameras {n}`)\n\n" + text)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="publishing time per backend")
@@ -192,9 +327,14 @@ def main() -> int:
     parser.add_argument("--device", default="auto",
                         help="auto | cpu | cuda | cuda:N (auto: cuda when a GPU is usable; the classical backend "
                              "always runs on the CPU); a CUDA run is written to its own section")
+    parser.add_argument("--cameras", type=int, default=0,
+                        help="N > 0: N DDAD-sized (1936x1216) cameras around one LiDAR, one node for all of them "
+                             "side by side with N separate nodes (the first of --backends); section node_latency_rig")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
     args.device = resolve_device(args.device)
+    if args.cameras:
+        return rig_main(args)
     transport = "rmw_fastrtps_cpp, default transports (UDP loopback for large messages)"
     if args.large_messages_profile and args.default_launch:
         parser.error("--default-launch sets the profiles as the launch does: leave out --large-messages-profile")
@@ -222,10 +362,8 @@ def main() -> int:
         rows = [run_backend(b, args, model, frame_file, workdir, 60 + i) for i, b in enumerate(args.backends)]
         load_after = os.getloadavg()[0]
     h, w = frame["rgb"].shape[:2]
-    input_size = f"{args.input_size[1]}x{args.input_size[0]}" if args.input_size[0] else "the model's own"
-    gpu = f", GPU {torch.cuda.get_device_name(args.device)}" if args.device.startswith("cuda") else ""
-    lines = [f"Machine: {machine()}{gpu}; network device {args.device}; 1-minute load average {load_before:.1f} before and {load_after:.1f} after "
-             f"the run (other work on the machine slows every figure below when it is above ~1).",
+    input_size = _input_size(args)
+    lines = [_machine_line(args, load_before, load_after),
              f"Input: {source}, {w}x{h} rgb8 + camera_info + {len(frame['points'])}-point cloud at "
              f"{args.rate:g} Hz for {args.seconds:g} s per backend, over loopback DDS ({transport}). Model: "
              f"{model_name}, network input {input_size} "

@@ -4,7 +4,8 @@ identities the node's diagnostics must satisfy, and a publisher process.
 
 Run as a script, this module is the *publisher process*: it loads a frame file (``save_frame``),
 waits until the node subscribes, then publishes image + camera_info + cloud at a rate and prints one
-JSON line per published set (its stamp). Its QoS, topic names and a list of bad-input cases are
+JSON line per published set (its stamp); with ``--cameras``, a rig file (``save_rig``): each camera's
+image + camera_info under its name and one cloud, with one stamp. Its QoS, topic names and a list of bad-input cases are
 command-line options.
 
 rclpy is imported inside the functions that need it, so the frame helpers work without ROS.
@@ -111,6 +112,26 @@ def lidar_pixels(frame: dict[str, np.ndarray], distorted: bool = True):
     return rows[keep], cols[keep], cam[keep], moved[keep]
 
 
+RIG_LIDAR_FRAME = "LIDAR"   # frame_id of a rig's cloud (the publisher's --cameras mode)
+
+
+def save_rig(path: Path, cameras: dict[str, dict[str, np.ndarray]], points: np.ndarray) -> Path:
+    """A rig for the publisher's ``--cameras`` mode: per camera ``rgb``, ``P`` (3x4 or K) and ``T`` (LiDAR ->
+    camera), and the shared cloud ``points`` (N, 4)."""
+    arrays = {"points": points, "cameras": np.array(list(cameras))}
+    for name, camera in cameras.items():
+        arrays.update({f"{key}__{name}": camera[key] for key in ("rgb", "P", "T")})
+    np.savez(path, **arrays)
+    return path
+
+
+def load_rig(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
+    """``(cameras, points)`` of :func:`save_rig`."""
+    data = np.load(path)
+    cameras = {str(name): {key: data[f"{key}__{name}"] for key in ("rgb", "P", "T")} for name in data["cameras"]}
+    return cameras, data["points"]
+
+
 def save_frame(path: Path, frame: dict[str, np.ndarray]) -> Path:
     np.savez(path, **frame)
     return path
@@ -155,10 +176,13 @@ def start_node(params: dict[str, object], remaps: dict[str, str] | None = None, 
 def start_publisher(frame: Path, *, rate: float = 2.0, count: int = 10, reliability: str = "reliable",
                     topics: tuple[str, str, str] = ("image", "camera_info", "points"), bad: str = "",
                     seconds: float = 0.0, no_points: bool = False, cloud_offset_ms: float = 10.0,
-                    env: dict[str, str] | None = None) -> subprocess.Popen:
+                    env: dict[str, str] | None = None, cameras: tuple[str, ...] = ()) -> subprocess.Popen:
+    """The publisher process; ``cameras``: ``frame`` is a :func:`save_rig` file, these cameras are published."""
     cmd = [sys.executable, str(Path(__file__).resolve()), str(frame), "--rate", str(rate), "--count", str(count),
            "--reliability", reliability, "--topics", *topics, "--seconds", str(seconds),
            "--cloud-offset-ms", str(cloud_offset_ms)]
+    if cameras:
+        cmd += ["--cameras", *cameras]
     if bad:
         cmd += ["--bad", bad]
     if no_points:
@@ -420,16 +444,33 @@ def _publish(args: argparse.Namespace) -> int:
 
     from lumde_depth.ros import convert
 
-    frame = dict(np.load(args.frame))
-    rgb, points, P = frame["rgb"], frame["points"].astype(np.float32), frame["P"]
     rclpy.init()
     node = rclpy.create_node("lumde_test_publisher")
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
                      reliability=ReliabilityPolicy.RELIABLE if args.reliability == "reliable"
                      else ReliabilityPolicy.BEST_EFFORT)
-    types = (Image, CameraInfo, PointCloud2)[:2 if args.no_points else 3]
-    pubs = [node.create_publisher(t, name, qos) for t, name in zip(types, args.topics)]
-    good = frame_messages(frame, "camera_color_left", "velo_link")
+    if args.cameras:   # a rig: each camera's image and camera_info under its name, one cloud
+        cameras, points = load_rig(args.frame)
+        pubs, good = [], []
+        for name in args.cameras:
+            image, info, _cloud = frame_messages({**cameras[name], "points": points[:0]}, name, RIG_LIDAR_FRAME)
+            pubs += [node.create_publisher(Image, f"{name}/image", qos),
+                     node.create_publisher(CameraInfo, f"{name}/camera_info", qos)]
+            good += [image, info]
+        pubs.append(node.create_publisher(PointCloud2, "points", qos))
+        good.append(convert.xyzi_to_cloud(points.astype(np.float32), convert.make_header(0, RIG_LIDAR_FRAME)))
+
+        def messages(_case: str) -> list:
+            return good
+    else:
+        frame = dict(np.load(args.frame))
+        rgb, points, P = frame["rgb"], frame["points"].astype(np.float32), frame["P"]
+        types = (Image, CameraInfo, PointCloud2)[:2 if args.no_points else 3]
+        pubs = [node.create_publisher(t, name, qos) for t, name in zip(types, args.topics)]
+        one = frame_messages(frame, "camera_color_left", "velo_link")
+
+        def messages(case: str) -> list:
+            return list(_messages(case, one, rgb, points, P, convert))[:len(pubs)]
     deadline = time.monotonic() + 60.0
     while any(p.get_subscription_count() == 0 for p in pubs) and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
@@ -440,12 +481,12 @@ def _publish(args: argparse.Namespace) -> int:
     i = 0
     while i < len(sequence) or (args.seconds > 0 and time.monotonic() - start < args.seconds):
         case = sequence[i] if i < len(sequence) else "good"
-        image, info, cloud = _messages(case, good, rgb, points, P, convert)
+        msgs = messages(case)
         stamp = node.get_clock().now().nanoseconds
         cloud_stamp = stamp + int(args.cloud_offset_ms * 1e6)   # approximate sync must pair them
-        for msg, ns in ((image, stamp), (info, stamp), (cloud, cloud_stamp)):
-            msg.header.stamp = convert.make_stamp(ns)
-        for pub, msg in zip(pubs, (image, info, cloud)):
+        for msg in msgs:   # the cloud last: image (and camera_info) stamp, then the cloud's
+            msg.header.stamp = convert.make_stamp(cloud_stamp if isinstance(msg, PointCloud2) else stamp)
+        for pub, msg in zip(pubs, msgs):
             pub.publish(msg)
         print(json.dumps({"case": case, "stamp": stamp}), flush=True)
         i += 1
@@ -483,6 +524,9 @@ def main() -> int:
     parser.add_argument("--cloud-offset-ms", type=float, default=10.0, help="cloud stamp minus image stamp")
     parser.add_argument("--no-points", action="store_true", help="publish no clouds (a silent LiDAR)")
     parser.add_argument("--bad", default="", help=f"comma-separated bad sets first: {', '.join(BAD_CASES)}")
+    parser.add_argument("--cameras", nargs="+", default=[],
+                        help="the frame file is a rig (save_rig): publish <camera>/image and <camera>/camera_info "
+                             "of these cameras and one cloud on points")
     return _publish(parser.parse_args())
 
 

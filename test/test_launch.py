@@ -12,7 +12,8 @@ FILES = sorted(LAUNCH.glob("*.launch.py"))
 
 
 def test_expected_launch_files_exist():
-    assert {f.name for f in FILES} == {"depth_completion.launch.py", "kitti_replay.launch.py"}
+    assert {f.name for f in FILES} == {"depth_completion.launch.py", "kitti_replay.launch.py",
+                                       "multi_camera.launch.py"}
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

@@ -28,6 +28,42 @@ def test_shipped_params_files_are_valid(name):
             assert isinstance(value, float), f"{name}: write {key}: {value}.0"
 
 
+def test_ddad_rig_params_file_is_valid_and_holds_the_scene_calibration(shared_data):
+    """config/ddad.yaml: six cameras, each with its <camera>.T_cam_lidar; the matrices are the DDAD test scene's."""
+    import json
+
+    import numpy as np
+
+    from lumde_depth.data.ddad import ddad_scenes, pose_matrix
+    from lumde_depth.ros.extrinsics import matrix_from_param
+    data = yaml.safe_load((CONFIG / "ddad.yaml").read_text())["/**"]["ros__parameters"]
+    per_camera = {name: data.pop(name) for name in data["cameras"]}
+    params = from_dict(NodeParams, data)
+    validate(params)
+    assert len(params.cameras) == 6 and params.lidar_frame == "LIDAR"
+    root = shared_data / "ddad_testscene"
+    if not root.is_dir():
+        pytest.skip(f"{root} absent")
+    scene = next(s for s in ddad_scenes(root) if len(s.cameras) == 6)
+    assert scene.cameras == params.cameras
+    calib = json.loads((scene.path.parent / "calibration" / f"{scene.calibration_key}.json").read_text())
+    ext = {n: pose_matrix(e) for n, e in zip(calib["names"], calib["extrinsics"])}
+    for name, section in per_camera.items():
+        assert all(isinstance(v, float) for v in section["T_cam_lidar"]), name   # a ROS double array
+        np.testing.assert_allclose(matrix_from_param(section["T_cam_lidar"]),
+                                   np.linalg.inv(ext[name]) @ ext["LIDAR"], atol=1e-5)
+
+
+def test_several_cameras_are_checked():
+    validate(NodeParams(cameras=["front", "left"]))
+    with pytest.raises(ConfigError, match="distinct names"):
+        validate(NodeParams(cameras=["front", "front"]))
+    with pytest.raises(ConfigError, match="not valid: \\['front/left'\\]"):
+        validate(NodeParams(cameras=["front/left", "right"]))
+    with pytest.raises(ConfigError, match="mode completion only"):
+        validate(NodeParams(cameras=["front", "left"], mode="auto"))
+
+
 def test_params_file_typos_are_named():
     with pytest.raises(ConfigError, match="did you mean 'decimation'"):
         from_dict(NodeParams, {"decimaton": 2})

@@ -64,8 +64,8 @@ def test_one_node_completes_six_ddad_cameras_around_one_lidar(ros_context, tmp_p
     log = tmp_path / "node.log"
     node = harness.start_node(params, log=log, name=listener.node_name)
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = {topic: listener.node.create_publisher(msg_type, topic, qos)
-            for camera in names for topic, msg_type in ((f"{camera}/image", Image), (f"{camera}/camera_info", CameraInfo))}
+    pubs = {topic: listener.node.create_publisher(msg_type, topic, qos) for camera in names
+            for topic, msg_type in ((f"{camera}/image", Image), (f"{camera}/camera_info", CameraInfo))}
     pubs["points"] = listener.node.create_publisher(PointCloud2, "points", qos)
 
     def wait(condition, what: str) -> None:

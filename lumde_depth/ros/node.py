@@ -132,8 +132,8 @@ class DepthNode(Node):
         self._last_points = time.monotonic()
         self.synchronizers = []
         self.inputs: dict[str, Any] = {}   # input name (its relative topic) -> subscriber
-        cameras = [(self._input(image_type, f"{_ns(camera)}image"), self._input(CameraInfo, f"{_ns(camera)}camera_info"))
-                   for camera in self.cameras]
+        cameras = [(self._input(image_type, f"{_ns(camera)}image"),
+                    self._input(CameraInfo, f"{_ns(camera)}camera_info")) for camera in self.cameras]
         if p.mode in ("completion", "auto"):
             self.sub_points = self._input(PointCloud2, "points", self._on_points)
         for camera, (sub_image, sub_info) in zip(self.cameras, cameras):

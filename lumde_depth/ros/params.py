@@ -243,8 +243,9 @@ def validate(params: NodeParams) -> None:
                           "(x y z qx qy qz qw)")
     bad = [name for name in params.cameras if not CAMERA_NAME.fullmatch(name)]
     if bad or len(set(params.cameras)) != len(params.cameras):
+        invalid = f"; not valid: {bad}" if bad else ""
         raise ConfigError(f"cameras {params.cameras}: give distinct names of letters, digits and _ (each one the "
-                          f"namespace of its camera's topics, e.g. [front, left]){f'; not valid: {bad}' if bad else ''}")
+                          f"namespace of its camera's topics, e.g. [front, left]){invalid}")
     if len(params.cameras) > 1 and params.mode != "completion":
         raise ConfigError(f"several cameras run in mode completion only (mode is {params.mode!r}): set "
                           "mode:=completion, or run one node per camera for mode monocular / auto")
