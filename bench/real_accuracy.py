@@ -126,9 +126,14 @@ def adapt_per_scene(rig: str, sets: list[EvalSet], data: Path, model: str | None
     for held_out in sorted(loaders):
         train = [load for scene, scene_loaders in sorted(loaders.items()) if scene != held_out
                  for load in scene_loaders]
+        run = out / f"{rig}_{held_out}"
+        if (run / "model.pt").is_file():   # a finished run of an earlier bench (--adapt-out): reused
+            print(f"real_accuracy: reusing {run / 'model.pt'}", file=sys.stderr, flush=True)
+            adapted[held_out] = DepthCompleter.load(run / "model.pt", backend=backend)
+            continue
         print(f"real_accuracy: lumde adapt on {rig} without {held_out} ({len(train)} frames, {steps} steps)",
               file=sys.stderr, flush=True)
-        result = adapt(Recording(f"{rig} without {held_out}", train), out / f"{rig}_{held_out}", model=model,
+        result = adapt(Recording(f"{rig} without {held_out}", train), run, model=model,
                        config={"steps": steps, "score": False, "progress": False, "checkpoint_every": steps,
                                "threads": 1})
         adapted[held_out] = DepthCompleter.load(result.model_path, backend=backend)
@@ -231,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                              "'' = none")
     parser.add_argument("--adapt-steps", type=int, default=300, help="lumde adapt steps per held-out scene")
     parser.add_argument("--adapt-out", type=Path, default=None,
-                        help="folder for the adaptation runs (default: a temporary folder)")
+                        help="folder for the adaptation runs (default: a temporary folder); finished runs "
+                             "found there (model.pt) are reused")
     parser.add_argument("--adapted", default=None,
                         help="an adapted model file to score on every set instead of adapting here")
     parser.add_argument("--only", default="", help="comma-separated words: keep only the sets whose title has one")
