@@ -193,7 +193,8 @@ def rig_frames(shared: Path | None, count: int) -> tuple[dict[str, dict[str, np.
         from lumde_depth.data.ddad import ddad_scenes
         scene = next(s for s in ddad_scenes(shared / "ddad_testscene") if len(s.cameras) >= count)
         frames = {c: scene.frame(0, c) for c in scene.cameras[:count]}
-        return ({c: {"rgb": f.rgb, "P": f.K, "T": f.T_cam_lidar} for c, f in frames.items()}, scene.scan(0),
+        return ({c: {"rgb": f.rgb, "P": np.hstack([f.K, np.zeros((3, 1))]), "T": f.T_cam_lidar}
+                 for c, f in frames.items()}, scene.scan(0),
                 f"DDAD test scene {scene.name} sample 0")
     frame = harness.synthetic_frame(1216, 1936, 50_000)
     return ({f"CAMERA_{i + 1:02d}": {"rgb": frame["rgb"], "P": frame["P"], "T": frame["T"]} for i in range(count)},
