@@ -58,6 +58,7 @@ def test_confidence_ranks_the_error_on_a_real_kitti_frame(shared_data):
     sparse, held = _holdout(lidar)
     completer = DepthCompleter.load(None, backend="torch")
     depth, confidence = completer.complete_with_confidence(rgb, sparse, calib.K)
+    assert completer.last_timings["confidence"] > 0
     np.testing.assert_array_equal(depth, completer.complete(rgb, sparse, calib.K))
     assert confidence.shape == depth.shape and confidence.dtype == np.float32
     assert confidence.min() >= 0.0 and confidence.max() <= 1.0 and confidence.std() > 0.05

@@ -86,6 +86,7 @@ class DepthCompleter:
         self._mean = np.asarray(meta.get("rgb_mean", (0.0, 0.0, 0.0)), np.float32).reshape(3, 1, 1)
         self._inv_std = 1.0 / np.asarray(meta.get("rgb_std", (1.0, 1.0, 1.0)), np.float32).reshape(3, 1, 1)
         self.last_timings: dict[str, float] = {}
+        self._confidence_ms = 0.0   # of the last _finish
         self.last_batch = 1   # frames in the last network run (complete_batch)
 
     # ------------------------------------------------------------------ construction
@@ -235,8 +236,10 @@ class DepthCompleter:
         net = self.backend.run()
         t2 = time.perf_counter()
         out, conf = self._finish(net, sparse, (height, width), window, confidence)
+        t3 = time.perf_counter()
         self.last_timings = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
-                             "postprocess": 1e3 * (time.perf_counter() - t2)}
+                             "postprocess": 1e3 * (t3 - t2) - self._confidence_ms,
+                             **({"confidence": self._confidence_ms} if confidence else {})}
         return out, conf
 
     def _finish(self, net: np.ndarray, sparse: np.ndarray | None, size: tuple[int, int],
@@ -251,10 +254,11 @@ class DepthCompleter:
             ceiling = max(hi, float(window_sparse.max(initial=0.0)))   # far LiDAR points survive the clip
             points = torch.from_numpy(window_sparse)[None, None]
             up = lidar_snap(lidar_align(network, points, trust_beyond=hi), points).clamp_(lo, ceiling)
-        conf = None
+        conf, t0 = None, time.perf_counter()
         if confidence:
             conf = self._paste(depth_confidence(up, network if self.lidar_align else None)[0, 0].numpy(),
                                height, width, x0, y0)
+        self._confidence_ms = 1e3 * (time.perf_counter() - t0) if confidence else 0.0
         return self._paste(up[0, 0].numpy(), height, width, x0, y0), conf
 
     @staticmethod
