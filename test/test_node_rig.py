@@ -47,6 +47,7 @@ def ddad_rig(shared_data):
     return cameras, scene.scan(0)
 
 
+@pytest.mark.real_libs
 def test_one_node_completes_six_ddad_cameras_around_one_lidar(ros_context, tmp_path, ddad_rig):
     """Each camera's depth agrees with the LiDAR at the LiDAR's pixels, equals what the pipeline gives that camera
     alone, and carries its image's frame_id and stamp; the cameras of a sweep go through the network in one run,
