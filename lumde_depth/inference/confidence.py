@@ -12,9 +12,9 @@ Both cues estimate the relative error ``|log(depth / true depth)|`` of a pixel:
 ``confidence = exp(-(edge + correction) / CONFIDENCE_SCALE)``: 1 for a flat surface the network
 and the LiDAR agree on, 1/e when the estimated relative error is ``CONFIDENCE_SCALE``, 0 where
 there is no depth. Measured on real frames (``bench/real_accuracy.py``, table by confidence decile
-in docs/benchmarks.md): the error falls decile by decile as confidence rises. The sum of the cues
-ranked held-out LiDAR errors better than either alone on real KITTI and DDAD frames (Spearman 0.61 /
-0.72 against 0.59 / 0.65 for the correction alone).
+in docs/benchmarks.md): the error falls decile by decile as confidence rises. On real DDAD frames the
+sum of the cues ranked the held-out LiDAR errors better than either cue alone (Spearman 0.72 against
+0.65 for the correction alone; on KITTI both about 0.59).
 """
 from __future__ import annotations
 
