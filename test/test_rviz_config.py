@@ -16,10 +16,11 @@ def _displays(config: dict) -> list[dict]:
 def test_rviz_topics_are_node_outputs():
     import ast
     source = (Path(__file__).resolve().parents[1] / "lumde_depth" / "ros" / "node.py").read_text()
-    published = {node.args[1].value for node in ast.walk(ast.parse(source))
-                 if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "create_publisher"
-                 and isinstance(node.args[1], ast.Constant)}
-    assert NODE_OUTPUTS <= published          # the node's code publishes the names this test knows
+    tables = [node.value for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Assign)
+              and any(getattr(t, "id", "") == "_OUTPUT_TYPES" for t in node.targets)]
+    assert len(tables) == 1, "node.py should have one _OUTPUT_TYPES table (topic -> message type)"
+    published = {key.value for key in tables[0].keys} | {"diagnostics"}
+    assert NODE_OUTPUTS <= published          # the node's table holds the names this test knows
     topics = {d["Name"]: d["Topic"]["Value"] for d in _displays(yaml.safe_load(RVIZ.read_text())) if "Topic" in d}
     assert topics, "no topic displays in the rviz config"
     for name, topic in topics.items():
