@@ -34,6 +34,7 @@ import torch
 from tqdm import tqdm
 
 from lumde_depth.config import ConfigError, field, from_dict, to_dict
+from lumde_depth.data.real_sets import holdout
 from lumde_depth.data.recording import Recording
 from lumde_depth.data.rig_frame import RigFrame
 from lumde_depth.engine import checkpoint as ckpt
@@ -224,9 +225,7 @@ def score(completers: dict[str, DepthCompleter], frames: Iterable[RigFrame], see
         _check_depths(frame)
         rng = np.random.default_rng([seed, index])
         for _ in range(draws):
-            held = (frame.depth > 0) & (rng.random(frame.depth.shape) < EVAL_HOLDOUT)
-            inp = np.where(held, 0.0, frame.depth).astype(np.float32)
-            gt = np.where(held, frame.depth, 0.0).astype(np.float32)
+            inp, gt = holdout(frame.depth, rng, EVAL_HOLDOUT)
             for name, completer in completers.items():
                 modes = [(name, True)] + ([(f"{name}, network only", False)] if completer.backend is not None else [])
                 for label, align in modes:
