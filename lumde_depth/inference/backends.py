@@ -119,7 +119,26 @@ def fastest(backends: list[Backend], runs: int = 3) -> tuple[Backend, dict[str, 
     return backends[best], {b.name: m for b, m in zip(backends, medians)}
 
 
-class TorchBackend:
+class _InputBuffers:
+    """The network's input buffers, ``capacity`` frames deep; ``rgb`` / ``sparse`` are the first frame's
+    views (what single-frame callers write). Subclasses add their output and device buffers in ``_allocate``."""
+
+    input_size: tuple[int, int]
+    batch_rgb: np.ndarray
+
+    def _allocate_inputs(self, capacity: int) -> None:
+        h, w = self.input_size
+        self.batch_rgb = np.zeros((capacity, 3, h, w), np.float32)
+        self.batch_sparse = np.zeros((capacity, 1, h, w), np.float32)
+        self.rgb, self.sparse = self.batch_rgb[:1], self.batch_sparse[:1]
+
+    def reserve(self, n: int) -> None:
+        """Buffers for at least ``n`` frames (kept when already deep enough)."""
+        if n > self.batch_rgb.shape[0]:
+            self._allocate(n)
+
+
+class TorchBackend(_InputBuffers):
     """A completion (``model(rgb, sparse)``) or monocular (``model(rgb)``) PyTorch module."""
 
     name = "torch"
@@ -133,21 +152,14 @@ class TorchBackend:
         self._allocate(1)
 
     def _allocate(self, capacity: int) -> None:
-        h, w = self.input_size
-        self.batch_rgb = np.zeros((capacity, 3, h, w), np.float32)
-        self.batch_sparse = np.zeros((capacity, 1, h, w), np.float32)
-        self.rgb, self.sparse = self.batch_rgb[:1], self.batch_sparse[:1]
-        self._out = np.zeros((capacity, h, w), np.float32)
+        self._allocate_inputs(capacity)
+        self._out = np.zeros((capacity, *self.input_size), np.float32)
         self._out_t = torch.from_numpy(self._out)
         if self.device == "cpu":
             self._rgb_t, self._sparse_t = torch.from_numpy(self.batch_rgb), torch.from_numpy(self.batch_sparse)
         else:
             self._rgb_t = torch.zeros(self.batch_rgb.shape, device=self.device)
             self._sparse_t = torch.zeros(self.batch_sparse.shape, device=self.device)
-
-    def reserve(self, n: int) -> None:
-        if n > self.batch_rgb.shape[0]:
-            self._allocate(n)
 
     def run(self) -> np.ndarray:
         return self.run_batch(1)[0]
@@ -163,7 +175,7 @@ class TorchBackend:
         return self._out[:n]
 
 
-class OnnxBackend:
+class OnnxBackend(_InputBuffers):
     """An ONNX model run by onnxruntime on CPU through IO binding (no per-frame allocation)."""
 
     name = "onnxruntime"
@@ -195,16 +207,9 @@ class OnnxBackend:
         self._allocate(1)
 
     def _allocate(self, capacity: int) -> None:
-        h, w = self.input_size
-        self.batch_rgb = np.zeros((capacity, 3, h, w), np.float32)
-        self.batch_sparse = np.zeros((capacity, 1, h, w), np.float32)
-        self.rgb, self.sparse = self.batch_rgb[:1], self.batch_sparse[:1]
-        self._out = np.zeros((capacity, 1, h, w), np.float32)
+        self._allocate_inputs(capacity)
+        self._out = np.zeros((capacity, 1, *self.input_size), np.float32)
         self._bound = None
-
-    def reserve(self, n: int) -> None:
-        if n > self.batch_rgb.shape[0]:
-            self._allocate(n)
 
     def _bind_items(self, first: int, n: int) -> None:
         """Point the IO binding at items ``first .. first + n`` of the buffers (no copy)."""
