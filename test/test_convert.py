@@ -214,3 +214,22 @@ def test_camera_info(store):
         C.camera_info_to_P(uncal)
     p_unset = _msg(k=K.reshape(-1).tolist(), p=[0.0] * 12, width=1242, height=375)
     np.testing.assert_allclose(C.camera_info_to_P(p_unset)[:, :3], K)
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_frame_messages_builds_only_the_topics_asked_for(store):
+    """The node builds no message nobody subscribes to (a DDAD camera's unpublished depth/sparse is 9 MB of
+    copying); without ``topics`` every output the result holds is built, 0 depth as NaN."""
+    from lumde_depth.ros.pipeline import FrameResult
+    depth = np.array([[0.0, 2.5], [7.0, 0.0]], np.float32)
+    result = FrameResult(sparse=np.array([[0.0, 2.0], [0.0, 0.0]], np.float32), depth=depth, cloud=None,
+                         colored=np.zeros((2, 2, 3), np.uint8), K=np.eye(3), confidence=np.full((2, 2), 0.5, np.float32))
+    header = C.make_header(5, "cam", store)
+    info = C.make_camera_info(header, 2, 2, K=np.eye(3), typestore=store)
+    everything = C.frame_messages(result, header, info, store)
+    assert set(everything) == {"depth/image", "depth/camera_info", "depth/sparse", "depth/confidence", "depth/colored"}
+    np.testing.assert_array_equal(C.image_to_numpy(everything["depth/image"]), [[np.nan, 2.5], [7.0, np.nan]])
+    np.testing.assert_array_equal(C.image_to_numpy(everything["depth/sparse"]), [[np.nan, 2.0], [np.nan, np.nan]])
+    some = C.frame_messages(result, header, info, store, topics={"depth/image", "depth/points", "depth/colored"})
+    assert set(some) == {"depth/image", "depth/colored"}
+    assert bytes(some["depth/image"].data) == bytes(everything["depth/image"].data)

@@ -194,6 +194,35 @@ def test_a_batch_of_cameras_is_one_network_run_and_equals_frame_by_frame(model_f
     np.testing.assert_allclose(completer.complete(*frames[1]), single[1][0], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("backend", ["torch", "classical"])
+def test_a_batch_on_a_frame_pool_finishes_its_frames_side_by_side_with_the_same_bits(model_file, backend,
+                                                                                       monkeypatch):
+    """complete_batch(pool=...): each frame's preparation and refinement run on the pool's threads; the depth and
+    confidence are bit for bit those of the batch run in turn."""
+    import threading
+
+    from lumde_depth.inference import FramePool
+    completer = DepthCompleter.load(model_file, backend=backend, device="cpu", fit="crop")
+    frames = [_frame(seed=0), _frame(60, 80, seed=1), _frame(48, 96, seed=2), _frame(seed=3)]
+    in_turn = completer.complete_batch(frames, confidence=True)
+    threads = set()
+    for name in ("_finish", "_complete"):
+        method = getattr(completer, name)
+        monkeypatch.setattr(completer, name, lambda *a, method=method, **k: threads.add(
+            threading.current_thread().name) or method(*a, **k))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with FramePool(2) as pool:
+            pooled = completer.complete_batch(frames, confidence=True, pool=pool)
+    finally:
+        torch.set_num_threads(previous)
+    assert threads and all(name.startswith("lumde_frame") for name in threads), threads   # not the caller's
+    for (depth, conf), (d1, c1) in zip(pooled, in_turn):
+        np.testing.assert_array_equal(depth, d1)
+        np.testing.assert_array_equal(conf, c1)
+
+
 def test_batch_on_an_export_with_a_fixed_batch_runs_frame_by_frame(model_file, tmp_path):
     from lumde_depth.inference.backends import OnnxBackend
     completer = DepthCompleter.load(model_file, backend="onnxruntime")

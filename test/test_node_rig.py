@@ -55,7 +55,7 @@ def test_one_node_completes_six_ddad_cameras_around_one_lidar(ros_context, tmp_p
     cameras, points = ddad_rig
     names = list(cameras)
     model = harness.save_student(tmp_path / "cdspn32.pt")
-    params = {"model": str(model), "backend": "torch", "device": "cpu", "threads": 1, "cameras": names,
+    params = {"model": str(model), "backend": "torch", "device": "cpu", "threads": 2, "cameras": names,
               "lidar_frame": "LIDAR", "diagnostics_period": 0.5, "use_tf": False,
               "sweep_wait": 30.0,   # on a loaded CI machine one camera's image may trail the others by seconds
               **{f"{camera}.T_cam_lidar": cameras[camera]["T"].ravel() for camera in names}}
@@ -100,6 +100,7 @@ def test_one_node_completes_six_ddad_cameras_around_one_lidar(ros_context, tmp_p
     diag = harness.diag_values(listener)
     assert diag["processed"] == str(6 * len(stamps)) and diag["bad frames"] == "0", diag
     assert diag["cameras in the last network run"] == "6" and diag["camera sets waiting for their sweep"] == "0"
+    assert diag["camera workers"] == "2 threads, 1 torch thread each"   # each camera's own work side by side
     for camera in names:
         assert diag[f"received: {camera}/image"] == str(len(stamps))
     pipeline = DepthPipeline(DepthCompleter.load(model, backend="torch", device="cpu"))

@@ -339,3 +339,43 @@ def test_a_rig_converts_the_cloud_once_and_runs_the_network_once(tmp_path, monke
         assert lidar.sum() > 100
         assert np.median(np.abs(result.depth[lidar] - result.sparse[lidar]) / result.sparse[lidar]) < 0.02
         assert {"project", "complete", "support", "cloud", "total"} <= set(result.timings)
+
+
+def test_a_rig_on_a_frame_pool_gives_the_bits_it_gives_in_turn(shared_data):
+    """The DDAD test scene's six cameras (an eighth of their size) around its LiDAR: process_rig with a FramePool
+    projects, refines and finishes the cameras side by side and gives every output bit for bit as process_rig
+    without one (depth, dense, support, confidence, cloud, colour map), and the depth each camera gets alone."""
+    import torch
+
+    from lumde_depth.data.ddad import ddad_scenes
+    from lumde_depth.geometry.intrinsics import resize_image
+    from lumde_depth.inference import FramePool
+    root = shared_data / "ddad_testscene"
+    if not root.is_dir():
+        pytest.skip(f"{root} absent")
+    scene = next(s for s in ddad_scenes(root) if len(s.cameras) == 6)
+    points = scene.scan(0)[:, :3]
+    views = []
+    for camera in scene.cameras:
+        frame = scene.frame(0, camera)
+        rgb, K = resize_image(frame.rgb, frame.K, (frame.rgb.shape[0] // 8, frame.rgb.shape[1] // 8))
+        views.append((rgb, K, frame.T_cam_lidar))
+    completer = DepthCompleter.load(None, backend="torch", device="cpu")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)   # in turn: torch's 2 threads; pooled: 2 workers with 1 each
+    try:
+        in_turn = DepthPipeline(completer).process_rig(views, points)
+        with FramePool(2) as pool:
+            assert pool.threads == 1
+            pooled = DepthPipeline(completer, pool=pool).process_rig(views, points)
+        torch.set_num_threads(1)   # the cameras alone (six network runs: quicker on a busy machine)
+        alone = DepthPipeline(completer)
+        alone = [alone.process(rgb, K, points, T_cam).depth for rgb, K, T_cam in views]
+    finally:
+        torch.set_num_threads(previous)
+    for a, b, depth in zip(pooled, in_turn, alone):
+        for name in ("sparse", "depth", "dense", "support", "confidence", "colored"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert a.cloud.tobytes() == b.cloud.tobytes()   # NaN where invalid: compare the bytes
+        assert (a.depth > 0).mean() > 0.2
+        np.testing.assert_allclose(a.depth, depth, rtol=1e-4, atol=1e-4)

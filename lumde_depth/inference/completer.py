@@ -48,6 +48,7 @@ from lumde_depth.inference.backends import (Backend, OnnxBackend, TorchBackend, 
                                             resolve_device)
 from lumde_depth.inference.classical import CLASSICAL_FILLS
 from lumde_depth.inference.confidence import depth_confidence
+from lumde_depth.inference.frame_pool import IN_TURN, FramePool
 from lumde_depth.models.fill import edge_aware_upsample, lidar_align, lidar_snap
 from lumde_depth.models.io import SHIPPED, model_file
 
@@ -195,25 +196,29 @@ class DepthCompleter:
         return depth, confidence
 
     def complete_batch(self, frames: Sequence[tuple[np.ndarray, np.ndarray | None, np.ndarray]],
-                       confidence: bool = False) -> list[tuple[np.ndarray, np.ndarray | None]]:
+                       confidence: bool = False, pool: FramePool | None = None
+                       ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """``(depth, confidence or None)`` of each ``(rgb, sparse, K)`` frame, as :meth:`complete` /
         :meth:`complete_with_confidence` give them, with one network run for all of them (the cameras
         of one rig: every frame is resized to the network's input size, so images of any size batch).
-        ``last_timings`` then covers the whole batch, ``last_batch`` is its size."""
+        With ``pool``, each frame's own work before and after the network run (resizing it into the
+        network's input, its depth back onto the image) runs on the pool's threads, frames side by side;
+        the results are the same. ``last_timings`` then covers the whole batch, ``last_batch`` is its size."""
         t0 = time.perf_counter()
         sizes = [self._check_inputs(rgb, sparse, K) for rgb, sparse, K in frames]
+        each = (pool or IN_TURN).map
         if self.backend is None or not frames:
-            results = [self._complete(rgb, sparse, K, confidence) for rgb, sparse, K in frames]
+            results = each(lambda frame: self._complete(*frame, confidence), frames)
             self.last_timings = {"inference": 1e3 * (time.perf_counter() - t0)}
             self.last_batch = len(frames)
             return results
         self.backend.reserve(len(frames))
-        windows = [self._prepare(rgb, sparse, K, item) for item, (rgb, sparse, K) in enumerate(frames)]
+        windows = each(lambda item: self._prepare(*frames[item], item), range(len(frames)))
         t1 = time.perf_counter()
         net = self.backend.run_batch(len(frames))
         t2 = time.perf_counter()
-        results = [self._finish(out, sparse, size, window, confidence)
-                   for out, (_rgb, sparse, _K), size, window in zip(net, frames, sizes, windows)]
+        results = each(lambda item: self._finish(net[item], frames[item][1], sizes[item], windows[item], confidence),
+                       range(len(frames)))
         self.last_timings = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
                              "postprocess": 1e3 * (time.perf_counter() - t2)}
         self.last_batch = len(frames)

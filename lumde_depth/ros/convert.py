@@ -13,7 +13,7 @@ import importlib
 import io
 import re
 import sys
-from typing import Any
+from typing import Any, Container
 
 import numpy as np
 
@@ -442,33 +442,42 @@ def make_camera_info(header: Any, width: int, height: int, K: np.ndarray | None 
 # node outputs
 
 
-def frame_messages(result: Any, header: Any, info: Any, typestore: Any = None) -> dict[str, Any]:
+def frame_messages(result: Any, header: Any, info: Any, typestore: Any = None,
+                   topics: Container[str] | None = None) -> dict[str, Any]:
     """The output messages of one processed frame (a ``pipeline.FrameResult``), keyed by relative topic.
 
     ``depth/image`` (32FC1 metres, NaN invalid, REP 118), ``depth/camera_info`` (``info`` restamped
     with ``header``; when a raw image was rectified, ``D`` = 0 and ``K`` = ``P``'s block, the rest
     kept), and when the result holds them ``depth/points`` (organized XYZRGB, ``is_dense=False``),
     ``depth/sparse`` (32FC1), ``depth/confidence`` (32FC1, 0-1) and ``depth/colored`` (rgb8). All carry
-    ``header``.
+    ``header``. ``topics``: build only these (None: all; the node builds none that nobody subscribes to).
     """
-    nan = np.float32(np.nan)
-    info = copy.copy(info)
-    info.header = header
-    if result.rectified:   # the outputs lie on the rectified grid: P's camera, no distortion
-        P = np.asarray(_camera_field(info, "p"), dtype=np.float64).reshape(3, 4)
-        _set_camera_fields(info, d=np.zeros(len(_camera_field(info, "d"))))
-        if P.any():
-            _set_camera_fields(info, k=P[:, :3].reshape(-1))
-    out = {"depth/image": numpy_to_image(np.where(result.depth > 0, result.depth, nan).astype(np.float32), "32FC1",
-                                         header, typestore),
-           "depth/camera_info": info}
-    if result.cloud is not None:
+    def wanted(topic: str) -> bool:
+        return topics is None or topic in topics
+
+    def metres(depth: np.ndarray) -> Any:   # 0 (no depth) published as NaN, REP 118
+        return numpy_to_image(np.where(depth > 0, depth, np.float32(np.nan)).astype(np.float32, copy=False), "32FC1",
+                              header, typestore)
+
+    out: dict[str, Any] = {}
+    if wanted("depth/image"):
+        out["depth/image"] = metres(result.depth)
+    if wanted("depth/camera_info"):
+        info = copy.copy(info)
+        info.header = header
+        if result.rectified:   # the outputs lie on the rectified grid: P's camera, no distortion
+            P = np.asarray(_camera_field(info, "p"), dtype=np.float64).reshape(3, 4)
+            _set_camera_fields(info, d=np.zeros(len(_camera_field(info, "d"))))
+            if P.any():
+                _set_camera_fields(info, k=P[:, :3].reshape(-1))
+        out["depth/camera_info"] = info
+    if result.cloud is not None and wanted("depth/points"):
         out["depth/points"] = structured_to_cloud(result.cloud, header, is_dense=False, typestore=typestore)
-    if result.sparse is not None:
-        out["depth/sparse"] = numpy_to_image(np.where(result.sparse > 0, result.sparse, nan).astype(np.float32),
-                                             "32FC1", header, typestore)
-    if result.confidence is not None:
-        out["depth/confidence"] = numpy_to_image(result.confidence.astype(np.float32), "32FC1", header, typestore)
-    if result.colored is not None:
+    if result.sparse is not None and wanted("depth/sparse"):
+        out["depth/sparse"] = metres(result.sparse)
+    if result.confidence is not None and wanted("depth/confidence"):
+        out["depth/confidence"] = numpy_to_image(result.confidence.astype(np.float32, copy=False), "32FC1", header,
+                                                 typestore)
+    if result.colored is not None and wanted("depth/colored"):
         out["depth/colored"] = numpy_to_image(result.colored, "rgb8", header, typestore)
     return out

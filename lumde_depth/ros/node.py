@@ -10,7 +10,10 @@ never puts into a set are counted there too (:mod:`lumde_depth.ros.sync`), so ev
 Several cameras (parameter ``cameras``): each camera has its inputs and outputs under its name and its own
 synchronizer with the shared cloud; its sets are gathered by sweep (:mod:`lumde_depth.ros.rig`) and the
 worker runs a whole sweep at once (:meth:`~lumde_depth.ros.pipeline.DepthPipeline.process_rig`: the cloud
-converted once, one network run for every camera).
+converted once, one network run for every camera). Each camera's own work (its image converted and resized,
+its depth refined at full resolution and masked, its messages built) runs on a
+:class:`~lumde_depth.inference.FramePool`: one thread per camera up to ``threads`` (default: one per core),
+torch's threads shared out among them.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from lumde_depth.config import ConfigError
-from lumde_depth.inference import DEFAULT_MONO_MODEL, DepthCompleter
+from lumde_depth.inference import DEFAULT_MONO_MODEL, DepthCompleter, FramePool
 from lumde_depth.ros import convert
 from lumde_depth.ros.compat import message_filters
 from lumde_depth.ros.diagnostics import NodeStats, status_message
@@ -86,10 +89,13 @@ class DepthNode(Node):
         self._worker: threading.Thread | None = None
         self._idle_since: float | None = time.monotonic()   # None while the worker processes a set
         self._last_image_bytes = 0
+        self.frame_pool: FramePool | None = None
         self.params: NodeParams = declare(self)
         p = self.params
         self.cameras = p.cameras or [""]   # "": one camera, topics without a namespace
         self.rig = SweepGatherer(p.cameras, p.sweep_wait) if len(p.cameras) > 1 else None
+        if self.rig is not None:
+            self.frame_pool = FramePool.for_frames(len(p.cameras), p.threads)
         self.stats = NodeStats(tuple(f"{_ns(c)}{name}" for c in self.cameras for name in ("image", "camera_info"))
                                + ("points",))
         self._last_log: dict[str, float] = {}
@@ -193,7 +199,7 @@ class DepthNode(Node):
         return DepthPipeline(completer, decimation=p.decimation, min_depth=p.min_depth, max_depth=p.max_depth,
                              colored=p.publish_colored, color_range=(p.color_near, p.color_far),
                              publish_unsupported=p.publish_unsupported, support_gap=p.support_gap,
-                             min_confidence=p.min_confidence, rectify=p.rectify)
+                             min_confidence=p.min_confidence, rectify=p.rectify, pool=self.frame_pool)
 
     _OUTPUT_TYPES = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
                      "depth/confidence": Image, "depth/sparse": Image, "depth/colored": Image}
@@ -407,8 +413,10 @@ class DepthNode(Node):
         T = None if points_msg is None else self._extrinsic(image_msg, points_msg, camera_name)
         pipeline = self.auto or (self.pipeline if points_msg is not None else self.mono_pipeline)
         t1 = time.perf_counter()
-        result = pipeline.process(rgb, camera, xyz, T, outputs=self._wanted())
-        self._publish(camera_name, result, image_msg, info_msg, anomaly, t1 - t0)
+        wanted = self._wanted()
+        result = pipeline.process(rgb, camera, xyz, T, outputs=wanted)
+        self._publish(camera_name, result, image_msg, self._messages(result, image_msg, info_msg, wanted), anomaly,
+                      t1 - t0)
         self.stats.state = "completion" if points_msg is not None else "camera-only (monocular)"
 
     def _process_sweep(self, sweep: Sweep) -> None:
@@ -417,7 +425,7 @@ class DepthNode(Node):
         t0 = time.perf_counter()
         names = [camera for camera in self.cameras if camera in sweep.sets]
         try:
-            views, xyz = rig_inputs([sweep.sets[camera] for camera in names], sweep.cloud)
+            views, xyz = rig_inputs([sweep.sets[camera] for camera in names], sweep.cloud, self.frame_pool)
         except FrameError as exc:
             for _ in names:
                 self._refuse(exc)
@@ -435,13 +443,16 @@ class DepthNode(Node):
         if not jobs:
             return
         t1 = time.perf_counter()
+        wanted = self._wanted()
         results = self.pipeline.process_rig([(rgb, model, T) for _c, (rgb, model), T, _a in jobs], xyz,
-                                            outputs=self._wanted())
-        for (camera, _view, _T, anomaly), result in zip(jobs, results):
+                                            outputs=wanted)
+        done = [(job[0], job[3], result) for job, result in zip(jobs, results) if not isinstance(result, FrameError)]
+        messages = self.frame_pool.map(lambda item: self._messages(item[2], *sweep.sets[item[0]], wanted), done)
+        for job, result in zip(jobs, results):
             if isinstance(result, FrameError):
                 self._refuse(result)
-            else:
-                self._publish(camera, result, *sweep.sets[camera], anomaly, t1 - t0)
+        for (camera, anomaly, result), built in zip(done, messages):
+            self._publish(camera, result, sweep.sets[camera][0], built, anomaly, t1 - t0)
         self.stats.state = f"completion, {len(self.cameras)} cameras"
 
     def _extrinsic(self, image_msg: Any, points_msg: Any, camera: str) -> np.ndarray:
@@ -463,15 +474,22 @@ class DepthNode(Node):
         return {base for camera in self.cameras for base in self._OUTPUT_TYPES
                 if (pub := self.outputs.get(f"{_ns(camera)}{base}")) is not None and pub.get_subscription_count()}
 
-    def _publish(self, camera: str, result: Any, image_msg: Any, info_msg: Any, anomaly: str | None,
-                 convert_in_s: float) -> None:
-        """Publish one camera's outputs and count them."""
+    @staticmethod
+    def _messages(result: Any, image_msg: Any, info_msg: Any, wanted: set[str]) -> tuple[dict[str, Any], float]:
+        """One camera's output messages (those somebody subscribes to) and the seconds their building took."""
+        t0 = time.perf_counter()
+        return convert.frame_messages(result, image_msg.header, info_msg, topics=wanted), time.perf_counter() - t0
+
+    def _publish(self, camera: str, result: Any, image_msg: Any, built: tuple[dict[str, Any], float],
+                 anomaly: str | None, convert_in_s: float) -> None:
+        """Publish one camera's outputs (``built`` by :meth:`_messages`) and count them."""
         t2 = time.perf_counter()
-        for topic, msg in convert.frame_messages(result, image_msg.header, info_msg).items():
+        messages, build_s = built
+        for topic, msg in messages.items():
             publisher = self.outputs.get(f"{_ns(camera)}{topic}")   # read once: a parameter change may disable it
             if publisher is not None:
                 publisher.publish(msg)
-        t3 = time.perf_counter()
+        t3 = time.perf_counter() + build_s
         stamp_ns = convert.stamp_to_ns(image_msg.header.stamp)
         latency_ms = None if anomaly else (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
         if anomaly:
@@ -531,6 +549,7 @@ class DepthNode(Node):
             extra["cameras"] = ", ".join(self.cameras)
             extra["camera sets waiting for their sweep"] = str(self.rig.waiting)
             extra["cameras in the last network run"] = str(self.pipeline.completer.last_batch)
+            extra["camera workers"] = self.frame_pool.describe()
         needed = tuple(name for name in self.inputs if p.mode == "completion" or name != "points")
         if self.stats.quiet(INPUT_SILENT_S) and time.monotonic() - self._started > INPUT_SILENT_S:
             waiting = ", ".join(f"{name} on '{topic}' ({self.count_publishers(topic)} publishers)"
@@ -561,6 +580,8 @@ class DepthNode(Node):
             self._cond.notify()
         if self._worker is not None:
             self._worker.join(timeout=5.0)
+        if self.frame_pool is not None:
+            self.frame_pool.close()
         super().destroy_node()
 
 

@@ -31,7 +31,8 @@ import numpy as np
 from lumde_depth.geometry import CameraModel, camera_model_from_camera_info
 from lumde_depth.geometry.scale import lidar_scale
 from lumde_depth.geometry.support import support_mask, unsaturated
-from lumde_depth.inference import DepthCompleter
+from lumde_depth.inference import DepthCompleter, FramePool
+from lumde_depth.inference.frame_pool import IN_TURN
 from lumde_depth.ros import convert
 from lumde_depth.viz import colorize
 
@@ -93,19 +94,21 @@ def cloud_xyz(cloud: Any) -> np.ndarray:
         raise FrameError("bad_cloud", f"cannot read the cloud: {exc}") from None
 
 
-def rig_inputs(cameras: Sequence[tuple[Any, Any]], cloud: Any
+def rig_inputs(cameras: Sequence[tuple[Any, Any]], cloud: Any, pool: FramePool | None = None
                ) -> tuple[list[tuple[np.ndarray, CameraModel] | FrameError], np.ndarray]:
     """``([(rgb, camera) or FrameError per camera], xyz)`` of the ``(image, camera_info)`` pairs of a rig's
     cameras and the LiDAR sweep they share: the cloud is converted once for all of them (a bad cloud
-    raises for the whole rig), a bad camera gives its :class:`FrameError` in its place."""
+    raises for the whole rig), a bad camera gives its :class:`FrameError` in its place. With ``pool`` the
+    cameras' images are converted side by side."""
     xyz = cloud_xyz(cloud)
-    views: list[tuple[np.ndarray, CameraModel] | FrameError] = []
-    for image, info in cameras:
+
+    def view(pair: tuple[Any, Any]) -> tuple[np.ndarray, CameraModel] | FrameError:
         try:
-            views.append(frame_inputs(image, info, None)[:2])
+            return frame_inputs(*pair, None)[:2]
         except FrameError as exc:
-            views.append(exc)
-    return views, xyz
+            return exc
+
+    return (pool or IN_TURN).map(view, cameras), xyz
 
 
 @dataclass
@@ -126,19 +129,22 @@ class _Staged:
 
 class DepthPipeline:
     """Projection + completion + back-projection for one frame (:meth:`process`) or the cameras of one rig
-    on one LiDAR sweep (:meth:`process_rig`: one network run for all of them)."""
+    on one LiDAR sweep (:meth:`process_rig`: one network run for all of them, each camera's own work side by
+    side on ``pool``'s threads when given)."""
 
     def __init__(self, completer: DepthCompleter, decimation: int = 1, min_depth: float = 0.1,
                  max_depth: float = 300.0, colored: bool = True,
                  color_range: tuple[float, float] = (1.0, 80.0), publish_unsupported: bool = False,
-                 support_gap: float = 1.0, min_confidence: float = 0.0, rectify: bool = False) -> None:
+                 support_gap: float = 1.0, min_confidence: float = 0.0, rectify: bool = False,
+                 pool: FramePool | None = None) -> None:
         """``publish_unsupported``: keep the depth the LiDAR does not support (no NaN mask);
         ``support_gap``: metres a pixel may lie from its nearest LiDAR point, at its depth, and still be
         supported (0 = no distance test; see :func:`~lumde_depth.geometry.support.support_mask`);
         ``min_confidence``: depth whose confidence is below it is invalid too (with or without
         ``publish_unsupported``; 0 = no confidence test); ``rectify``: a raw (distorted) image is
         rectified first and every output lies on the grid of its ``P`` (else the outputs are
-        registered to the raw image, through the distortion)."""
+        registered to the raw image, through the distortion); ``pool``: threads for the cameras of a rig
+        (:meth:`process_rig`; None: one after the other), owned by the caller."""
         if decimation < 1:
             raise ValueError(f"decimation must be >= 1, got {decimation}")
         if not 0 < min_depth < max_depth:
@@ -156,6 +162,7 @@ class DepthPipeline:
             raise ValueError(f"support_gap must be >= 0 metres, got {support_gap}")
         self.publish_unsupported, self.support_gap = bool(publish_unsupported), float(support_gap)
         self.rectify = bool(rectify)
+        self.pool = pool
 
     def process(self, rgb: np.ndarray, P: np.ndarray | CameraModel, points: np.ndarray | None,
                 T_cam_lidar: np.ndarray | None, outputs: Container[str] | None = None,
@@ -191,31 +198,32 @@ class DepthPipeline:
         (``points`` converted once, by the caller, for all of them), the views go through the network in one
         run (:meth:`~lumde_depth.inference.DepthCompleter.complete_batch`) and each is finished as
         :meth:`process` finishes a frame. A view that cannot be processed (e.g. no point in its view) gives
-        its :class:`FrameError` in its place; the others go on. Timings: ``complete`` is the whole batch's."""
-        staged: list[_Staged | FrameError] = []
-        for rgb, camera, T in views:
+        its :class:`FrameError` in its place; the others go on. With :attr:`pool`, the views are projected,
+        prepared for the network, and finished side by side (the results are the same as one after the
+        other). Timings: ``complete`` is the whole batch's."""
+        each = (self.pool or IN_TURN).map
+
+        def project(view: tuple[np.ndarray, np.ndarray | CameraModel, np.ndarray | None]) -> _Staged | FrameError:
             try:
-                staged.append(self._project(rgb, camera, points, T))
+                return self._project(view[0], view[1], points, view[2])
             except FrameError as exc:
-                staged.append(exc)
+                return exc
+
+        staged = each(project, views)
         ready = [s for s in staged if isinstance(s, _Staged)]
         t1 = time.perf_counter()
         try:
             completed = self.completer.complete_batch([(s.rgb, s.sparse, s.K) for s in ready],
-                                                      confidence=self._confidence_wanted(outputs))
+                                                      confidence=self._confidence_wanted(outputs), pool=self.pool)
         except ValueError as exc:
             return [s if isinstance(s, FrameError) else FrameError("bad_input", str(exc)) for s in staged]
         batch_ms = {"complete": 1e3 * (time.perf_counter() - t1),
                     **{f"complete.{k}": v for k, v in self.completer.last_timings.items()}}
-        results = iter(completed)
-        out: list[FrameResult | FrameError] = []
-        for s in staged:
-            if isinstance(s, _Staged):
-                s.timings.update(batch_ms)
-                out.append(self._finish(s, *next(results), outputs, 1.0))
-            else:
-                out.append(s)
-        return out
+        for s in ready:
+            s.timings.update(batch_ms)
+        finished = iter(each(lambda item: self._finish(ready[item], *completed[item], outputs, 1.0),
+                             range(len(ready))))
+        return [next(finished) if isinstance(s, _Staged) else s for s in staged]
 
     def _confidence_wanted(self, outputs: Container[str] | None) -> bool:
         return self.min_confidence > 0 or outputs is None or "depth/confidence" in outputs
