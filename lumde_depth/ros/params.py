@@ -33,7 +33,8 @@ class NodeParams:
     fit: str = field("stretch", choices=("stretch", "crop"),
                      doc="image -> network input: stretch the whole image, or crop the network's aspect "
                          "ratio at the bottom centre (pixels outside get no depth)")
-    threads: int = field(0, low=0, high=256, doc="CPU threads for inference; 0 = library default")
+    threads: int = field(0, low=0, high=256, doc="CPU threads for inference; 0 = library default; with several "
+                                                  "cameras also the budget of the per-camera threads")
     lidar_align: bool = field(True, doc="rescale the network's depth to meet the LiDAR points at the image's "
                                         "resolution (pulled to the points where dense, smooth between), then pull "
                                         "each pixel to the points on its own surface within 3 px (completion models)")
