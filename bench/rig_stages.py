@@ -3,7 +3,8 @@
 The node's rig path on the DDAD test scene's cameras (1936x1216, sample 0) and their shared LiDAR sweep, in
 this process: messages in (``rig_inputs``: the cloud converted once, each camera's image), ``process_rig``
 (projection, one network run with each camera's input preparation and full-resolution refinement around it,
-support mask, cloud, colour map) and the output messages (``frame_messages``), as the node's worker runs it.
+support mask, cloud, colour map) and each camera's output messages (``frame_messages``) built as soon as that
+camera is finished, as the node's worker runs it (the node publishes them there too).
 Two configurations, their runs interleaved so that other load on the machine hits both alike:
 
 * **in turn**: the cameras one after the other in the calling thread, torch with its default threads (what
@@ -11,8 +12,11 @@ Two configurations, their runs interleaved so that other load on the machine hit
 * **pool**: each camera's own work on ``FramePool.for_frames(N)`` (what the node does: one thread per camera
   up to one per core, torch's threads shared out).
 
-Wall times of the sweep's phases (ms, median over the runs) and, per camera, the mean of the stages each
-camera ran (in whichever thread). Also checks that both give the same depth, bit for bit.
+Wall times of the sweep's phases (ms, median over the runs; ``first camera ready`` / ``last camera ready``:
+from the network batch's start until the first / last camera's depth was refined, i.e. about when the node
+publishes it; ``complete.postprocess``: from the network run's end until every camera was finished, its
+messages built) and, per camera, the mean of the stages each camera ran (in whichever thread). Also checks that
+both give the same depth, bit for bit.
 
     .venv/bin/python bench/rig_stages.py                  # 6 cameras, 5 runs each, depth/image only
     .venv/bin/python bench/rig_stages.py --outputs all    # also cloud, confidence, colour map
@@ -38,25 +42,34 @@ from lumde_depth.inference import DepthCompleter, FramePool  # noqa: E402
 from lumde_depth.ros import convert  # noqa: E402
 from lumde_depth.ros.pipeline import DepthPipeline, rig_inputs  # noqa: E402
 
-PHASES = ("convert_in", "process_rig", "complete.preprocess", "complete.inference", "complete.postprocess",
-          "convert_out", "sweep")
-CAMERA_STAGES = ("project", "support", "cloud", "colorize")
+PHASES = ("convert_in", "complete.preprocess", "complete.inference", "first camera ready", "last camera ready",
+          "complete.postprocess", "process_rig", "sweep")
+CAMERA_STAGES = ("project", "support", "cloud", "colorize", "messages")
 
 
 def sweep(pipeline: DepthPipeline, pool: FramePool, messages: list[tuple], cloud: object, extrinsics: list,
           outputs: set[str] | None) -> tuple[dict[str, float], dict[str, float], list[np.ndarray]]:
     """One sweep as the node's worker runs it: (phase wall ms, per-camera stage mean ms, depths)."""
+    built: dict[int, float] = {}
+
+    def build(index: int, result: object) -> None:   # where the node publishes
+        t = time.perf_counter()
+        image, info = messages[index]
+        convert.frame_messages(result, image.header, info, topics=outputs)
+        built[index] = 1e3 * (time.perf_counter() - t)
+
     t0 = time.perf_counter()
     views, xyz = rig_inputs(messages, cloud, pool)
     t1 = time.perf_counter()
-    results = pipeline.process_rig([(rgb, camera, T) for (rgb, camera), T in zip(views, extrinsics)], xyz, outputs)
+    results = pipeline.process_rig([(rgb, camera, T) for (rgb, camera), T in zip(views, extrinsics)], xyz, outputs,
+                                   done=build)
     t2 = time.perf_counter()
-    pool.map(lambda item: convert.frame_messages(item[0], item[1][0].header, item[1][1], topics=outputs),
-             list(zip(results, messages)))
-    t3 = time.perf_counter()
-    phases = {"convert_in": t1 - t0, "process_rig": t2 - t1, "convert_out": t3 - t2, "sweep": t3 - t0}
-    phases = {k: 1e3 * v for k, v in phases.items()}
-    phases.update({k: results[0].timings[k] for k in PHASES if k.startswith("complete.")})
+    ready = [r.timings["complete"] for r in results]
+    phases = {"convert_in": 1e3 * (t1 - t0), "process_rig": 1e3 * (t2 - t1), "sweep": 1e3 * (t2 - t0),
+              "first camera ready": min(ready), "last camera ready": max(ready),
+              **{f"complete.{k}": v for k, v in pipeline.completer.last_timings.items()}}
+    for index, result in enumerate(results):
+        result.timings["messages"] = built[index]
     stages = {k: float(np.mean([r.timings.get(k, 0.0) for r in results])) for k in CAMERA_STAGES}
     return phases, stages, [r.depth for r in results]
 

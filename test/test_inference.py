@@ -221,6 +221,16 @@ def test_a_batch_on_a_frame_pool_finishes_its_frames_side_by_side_with_the_same_
     for (depth, conf), (d1, c1) in zip(pooled, in_turn):
         np.testing.assert_array_equal(depth, d1)
         np.testing.assert_array_equal(conf, c1)
+    # then: each frame handed on as soon as it is finished, in its thread; its results are returned
+    with FramePool(2) as pool:
+        handed = completer.complete_batch(frames, confidence=True, pool=pool,
+                                          then=lambda item, depth, conf: (item, threading.current_thread().name,
+                                                                          depth, conf))
+    assert [item for item, *_ in handed] == list(range(len(frames)))
+    assert all(name.startswith("lumde_frame") for _item, name, _d, _c in handed)
+    for (_item, _name, depth, conf), (d1, c1) in zip(handed, in_turn):
+        np.testing.assert_array_equal(depth, d1)
+        np.testing.assert_array_equal(conf, c1)
 
 
 def test_batch_on_an_export_with_a_fixed_batch_runs_frame_by_frame(model_file, tmp_path):

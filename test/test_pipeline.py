@@ -339,12 +339,22 @@ def test_a_rig_converts_the_cloud_once_and_runs_the_network_once(tmp_path, monke
         assert lidar.sum() > 100
         assert np.median(np.abs(result.depth[lidar] - result.sparse[lidar]) / result.sparse[lidar]) < 0.02
         assert {"project", "complete", "support", "cloud", "total"} <= set(result.timings)
+    # an error of the caller's done (e.g. publishing) is its own, not the cameras' bad input
+    def broken(index, result):
+        raise ValueError("publisher broke")
+
+    with pytest.raises(ValueError, match="publisher broke"):
+        pipeline.process_rig([(view_rgb, view_P, turned(yaw[name])) for (view_rgb, view_P), name in zip(views, yaw)],
+                             xyz, done=broken)
 
 
 def test_a_rig_on_a_frame_pool_gives_the_bits_it_gives_in_turn(shared_data):
     """The DDAD test scene's six cameras (an eighth of their size) around its LiDAR: process_rig with a FramePool
-    projects, refines and finishes the cameras side by side and gives every output bit for bit as process_rig
-    without one (depth, dense, support, confidence, cloud, colour map), and the depth each camera gets alone."""
+    projects, refines and finishes the cameras side by side, hands each one on (done) from its pool thread as soon
+    as it is finished, and gives every output bit for bit as process_rig without one (depth, dense, support,
+    confidence, cloud, colour map), and the depth each camera gets alone."""
+    import threading
+
     import torch
 
     from lumde_depth.data.ddad import ddad_scenes
@@ -365,14 +375,20 @@ def test_a_rig_on_a_frame_pool_gives_the_bits_it_gives_in_turn(shared_data):
     torch.set_num_threads(2)   # in turn: torch's 2 threads; pooled: 2 workers with 1 each
     try:
         in_turn = DepthPipeline(completer).process_rig(views, points)
+        handed = {}
         with FramePool(2) as pool:
             assert pool.threads == 1
-            pooled = DepthPipeline(completer, pool=pool).process_rig(views, points)
+            pooled = DepthPipeline(completer, pool=pool).process_rig(
+                views, points, done=lambda index, result: handed.setdefault(index, (result,
+                                                                                     threading.current_thread().name)))
         torch.set_num_threads(1)   # the cameras alone (six network runs: quicker on a busy machine)
         alone = DepthPipeline(completer)
         alone = [alone.process(rgb, K, points, T_cam).depth for rgb, K, T_cam in views]
     finally:
         torch.set_num_threads(previous)
+    # each camera handed on as soon as it was finished, on a pool thread (the node publishes it there)
+    assert sorted(handed) == list(range(6))
+    assert all(handed[i][0] is result and handed[i][1].startswith("lumde_frame") for i, result in enumerate(pooled))
     for a, b, depth in zip(pooled, in_turn, alone):
         for name in ("sparse", "depth", "dense", "support", "confidence", "colored"):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)

@@ -38,7 +38,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -196,19 +196,26 @@ class DepthCompleter:
         return depth, confidence
 
     def complete_batch(self, frames: Sequence[tuple[np.ndarray, np.ndarray | None, np.ndarray]],
-                       confidence: bool = False, pool: FramePool | None = None
-                       ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+                       confidence: bool = False, pool: FramePool | None = None,
+                       then: Callable[[int, np.ndarray, np.ndarray | None], Any] | None = None) -> list[Any]:
         """``(depth, confidence or None)`` of each ``(rgb, sparse, K)`` frame, as :meth:`complete` /
         :meth:`complete_with_confidence` give them, with one network run for all of them (the cameras
         of one rig: every frame is resized to the network's input size, so images of any size batch).
         With ``pool``, each frame's own work before and after the network run (resizing it into the
         network's input, its depth back onto the image) runs on the pool's threads, frames side by side;
-        the results are the same. ``last_timings`` then covers the whole batch, ``last_batch`` is its size."""
+        the results are the same. ``then(item, depth, confidence)``, when given, runs for each frame as soon as
+        it is finished, in the thread that finished it (while the other frames may still be running; the
+        batch's ``preprocess`` and ``inference`` are in ``last_timings`` by then), and its results are returned
+        instead. ``last_timings`` then covers the whole batch, ``last_batch`` is its size."""
         t0 = time.perf_counter()
         sizes = [self._check_inputs(rgb, sparse, K) for rgb, sparse, K in frames]
         each = (pool or IN_TURN).map
+
+        def done(item: int, out: tuple[np.ndarray, np.ndarray | None]) -> Any:
+            return out if then is None else then(item, *out)
+
         if self.backend is None or not frames:
-            results = each(lambda frame: self._complete(*frame, confidence), frames)
+            results = each(lambda item: done(item, self._complete(*frames[item], confidence)), range(len(frames)))
             self.last_timings = {"inference": 1e3 * (time.perf_counter() - t0)}
             self.last_batch = len(frames)
             return results
@@ -217,10 +224,10 @@ class DepthCompleter:
         t1 = time.perf_counter()
         net = self.backend.run_batch(len(frames))
         t2 = time.perf_counter()
-        results = each(lambda item: self._finish(net[item], frames[item][1], sizes[item], windows[item], confidence),
-                       range(len(frames)))
-        self.last_timings = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
-                             "postprocess": 1e3 * (time.perf_counter() - t2)}
+        self.last_timings = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1)}
+        results = each(lambda item: done(item, self._finish(net[item], frames[item][1], sizes[item], windows[item],
+                                                            confidence)), range(len(frames)))
+        self.last_timings["postprocess"] = 1e3 * (time.perf_counter() - t2)
         self.last_batch = len(frames)
         return results
 

@@ -60,9 +60,11 @@ class FramePool:
         return cls(workers, budget // workers if workers > 1 else 0)
 
     def _start_worker(self, started: threading.Barrier) -> None:
-        torch.get_num_threads()   # torch gives a thread its count at its first use: let that happen first
-        torch.set_num_threads(self.threads)
-        started.wait()
+        try:
+            torch.get_num_threads()   # torch gives a thread its count at its first use: let that happen first
+            torch.set_num_threads(self.threads)
+        finally:
+            started.wait()   # the constructor waits for every worker, whatever happened
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``[fn(item) for item in items]``, the items spread over the workers; the first exception raised is

@@ -11,9 +11,9 @@ Several cameras (parameter ``cameras``): each camera has its inputs and outputs 
 synchronizer with the shared cloud; its sets are gathered by sweep (:mod:`lumde_depth.ros.rig`) and the
 worker runs a whole sweep at once (:meth:`~lumde_depth.ros.pipeline.DepthPipeline.process_rig`: the cloud
 converted once, one network run for every camera). Each camera's own work (its image converted and resized,
-its depth refined at full resolution and masked, its messages built) runs on a
-:class:`~lumde_depth.inference.FramePool`: one thread per camera up to ``threads`` (default: one per core),
-torch's threads shared out among them.
+its depth refined at full resolution and masked, its messages built and published as soon as it is ready)
+runs on a :class:`~lumde_depth.inference.FramePool`: one thread per camera up to ``threads`` (default: one
+per core), torch's threads shared out among them.
 """
 from __future__ import annotations
 
@@ -415,8 +415,7 @@ class DepthNode(Node):
         t1 = time.perf_counter()
         wanted = self._wanted()
         result = pipeline.process(rgb, camera, xyz, T, outputs=wanted)
-        self._publish(camera_name, result, image_msg, self._messages(result, image_msg, info_msg, wanted), anomaly,
-                      t1 - t0)
+        self._publish(camera_name, result, image_msg, info_msg, anomaly, t1 - t0, wanted)
         self.stats.state = "completion" if points_msg is not None else "camera-only (monocular)"
 
     def _process_sweep(self, sweep: Sweep) -> None:
@@ -444,15 +443,16 @@ class DepthNode(Node):
             return
         t1 = time.perf_counter()
         wanted = self._wanted()
+
+        def publish(index: int, result: Any) -> None:   # on the camera's pool thread, as soon as it is finished
+            camera, _view, _T, anomaly = jobs[index]
+            self._publish(camera, result, *sweep.sets[camera], anomaly, t1 - t0, wanted)
+
         results = self.pipeline.process_rig([(rgb, model, T) for _c, (rgb, model), T, _a in jobs], xyz,
-                                            outputs=wanted)
-        done = [(job[0], job[3], result) for job, result in zip(jobs, results) if not isinstance(result, FrameError)]
-        messages = self.frame_pool.map(lambda item: self._messages(item[2], *sweep.sets[item[0]], wanted), done)
-        for job, result in zip(jobs, results):
+                                            outputs=wanted, done=publish)
+        for result in results:
             if isinstance(result, FrameError):
                 self._refuse(result)
-        for (camera, anomaly, result), built in zip(done, messages):
-            self._publish(camera, result, sweep.sets[camera][0], built, anomaly, t1 - t0)
         self.stats.state = f"completion, {len(self.cameras)} cameras"
 
     def _extrinsic(self, image_msg: Any, points_msg: Any, camera: str) -> np.ndarray:
@@ -474,22 +474,16 @@ class DepthNode(Node):
         return {base for camera in self.cameras for base in self._OUTPUT_TYPES
                 if (pub := self.outputs.get(f"{_ns(camera)}{base}")) is not None and pub.get_subscription_count()}
 
-    @staticmethod
-    def _messages(result: Any, image_msg: Any, info_msg: Any, wanted: set[str]) -> tuple[dict[str, Any], float]:
-        """One camera's output messages (those somebody subscribes to) and the seconds their building took."""
-        t0 = time.perf_counter()
-        return convert.frame_messages(result, image_msg.header, info_msg, topics=wanted), time.perf_counter() - t0
-
-    def _publish(self, camera: str, result: Any, image_msg: Any, built: tuple[dict[str, Any], float],
-                 anomaly: str | None, convert_in_s: float) -> None:
-        """Publish one camera's outputs (``built`` by :meth:`_messages`) and count them."""
+    def _publish(self, camera: str, result: Any, image_msg: Any, info_msg: Any, anomaly: str | None,
+                 convert_in_s: float, wanted: set[str]) -> None:
+        """Publish one camera's outputs that somebody subscribes to (``wanted``) and count them (thread-safe:
+        a rig's cameras publish from their pool threads)."""
         t2 = time.perf_counter()
-        messages, build_s = built
-        for topic, msg in messages.items():
+        for topic, msg in convert.frame_messages(result, image_msg.header, info_msg, topics=wanted).items():
             publisher = self.outputs.get(f"{_ns(camera)}{topic}")   # read once: a parameter change may disable it
             if publisher is not None:
                 publisher.publish(msg)
-        t3 = time.perf_counter() + build_s
+        t3 = time.perf_counter()
         stamp_ns = convert.stamp_to_ns(image_msg.header.stamp)
         latency_ms = None if anomaly else (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
         if anomaly:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Container, Sequence
+from typing import Any, Callable, Container, Sequence
 
 import numpy as np
 
@@ -193,14 +193,18 @@ class DepthPipeline:
         return self._finish(staged, depth, confidence, outputs, scale)
 
     def process_rig(self, views: Sequence[tuple[np.ndarray, np.ndarray | CameraModel, np.ndarray | None]],
-                    points: np.ndarray, outputs: Container[str] | None = None) -> list[FrameResult | FrameError]:
+                    points: np.ndarray, outputs: Container[str] | None = None,
+                    done: Callable[[int, FrameResult], None] | None = None) -> list[FrameResult | FrameError]:
         """Run the cameras of one rig on one LiDAR sweep: each ``(rgb, camera, T_cam_lidar)`` view is projected
         (``points`` converted once, by the caller, for all of them), the views go through the network in one
         run (:meth:`~lumde_depth.inference.DepthCompleter.complete_batch`) and each is finished as
         :meth:`process` finishes a frame. A view that cannot be processed (e.g. no point in its view) gives
         its :class:`FrameError` in its place; the others go on. With :attr:`pool`, the views are projected,
         prepared for the network, and finished side by side (the results are the same as one after the
-        other). Timings: ``complete`` is the whole batch's."""
+        other). ``done(index, result)``, when given, gets each view's result as soon as it is finished, in the
+        thread that finished it (the node publishes it there, while the other cameras are still refined).
+        Timings: ``complete`` runs from the batch's start until this view's depth was ready;
+        ``complete.preprocess`` and ``complete.inference`` are the whole batch's."""
         each = (self.pool or IN_TURN).map
 
         def project(view: tuple[np.ndarray, np.ndarray | CameraModel, np.ndarray | None]) -> _Staged | FrameError:
@@ -210,19 +214,28 @@ class DepthPipeline:
                 return exc
 
         staged = each(project, views)
-        ready = [s for s in staged if isinstance(s, _Staged)]
+        ready = [(index, s) for index, s in enumerate(staged) if isinstance(s, _Staged)]
+        started: list[int] = []
         t1 = time.perf_counter()
+
+        def finish(item: int, depth: np.ndarray, confidence: np.ndarray | None) -> FrameResult:
+            started.append(item)
+            index, s = ready[item]
+            s.timings.update({"complete": 1e3 * (time.perf_counter() - t1),
+                              **{f"complete.{k}": v for k, v in self.completer.last_timings.items()}})
+            result = self._finish(s, depth, confidence, outputs, 1.0)
+            if done is not None:
+                done(index, result)
+            return result
+
         try:
-            completed = self.completer.complete_batch([(s.rgb, s.sparse, s.K) for s in ready],
-                                                      confidence=self._confidence_wanted(outputs), pool=self.pool)
+            finished = iter(self.completer.complete_batch([(s.rgb, s.sparse, s.K) for _i, s in ready],
+                                                          confidence=self._confidence_wanted(outputs), pool=self.pool,
+                                                          then=finish))
         except ValueError as exc:
+            if started:   # not the batch's inputs: raised while finishing a view
+                raise
             return [s if isinstance(s, FrameError) else FrameError("bad_input", str(exc)) for s in staged]
-        batch_ms = {"complete": 1e3 * (time.perf_counter() - t1),
-                    **{f"complete.{k}": v for k, v in self.completer.last_timings.items()}}
-        for s in ready:
-            s.timings.update(batch_ms)
-        finished = iter(each(lambda item: self._finish(ready[item], *completed[item], outputs, 1.0),
-                             range(len(ready))))
         return [next(finished) if isinstance(s, _Staged) else s for s in staged]
 
     def _confidence_wanted(self, outputs: Container[str] | None) -> bool:
