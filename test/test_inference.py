@@ -252,6 +252,31 @@ def test_batch_on_an_export_with_a_fixed_batch_runs_frame_by_frame(model_file, t
         np.testing.assert_allclose(depth[0], want, rtol=1e-5, atol=1e-5)
 
 
+def test_aspect_fit_runs_the_network_at_the_image_aspect_ratio(model_file):
+    """fit="aspect" (the default): an image whose aspect ratio is the model's (within 10 %) runs at the model's
+    input size; another at the model's pixel count in the image's own aspect ratio (multiples of 8); stretch
+    always runs at the model's size; a fixed-size ONNX export cannot change size and stretches."""
+    completer = DepthCompleter.load(model_file, backend="torch", device="cpu")   # model input 32x64
+    assert completer.fit == "aspect"
+    assert completer.network_size(64, 128) == (32, 64) and completer.network_size(60, 128) == (32, 64)
+    assert completer.network_size(96, 96) == (48, 48) and completer.network_size(120, 90) == (56, 40)
+    rgb, sparse, K = _frame(96, 96)
+    inputs = completer.network_inputs(rgb, sparse, K)
+    assert inputs["rgb"].shape == (1, 3, 48, 48) and (inputs["sparse"] > 0).any()
+    np.testing.assert_allclose(completer.network_K(K, 96, 96)[0, 0], K[0, 0] * 0.5)
+    depth = completer.complete(rgb, sparse, K)
+    assert depth.shape == (96, 96) and completer.backend.input_size == (48, 48)
+    assert completer.complete(*_frame(32, 64)).shape == (32, 64) and completer.backend.input_size == (32, 64)
+    batch = completer.complete_batch([_frame(96, 96), _frame(90, 100, seed=1)])
+    assert [d.shape for d, _ in batch] == [(96, 96), (90, 100)] and completer.backend.input_size == (48, 48)
+    stretch = DepthCompleter.load(model_file, backend="torch", device="cpu", fit="stretch")
+    assert stretch.network_size(96, 96) == (32, 64)
+    fixed = DepthCompleter(completer.backend, {**completer.meta, "any_size": False})
+    assert fixed.network_size(96, 96) == (32, 64)
+    with pytest.raises(ValueError, match="unknown fit"):
+        DepthCompleter.load(model_file, backend="torch", fit="squash")
+
+
 @pytest.mark.parametrize("fit", ["stretch", "crop"])
 def test_network_inputs_are_what_complete_feeds_the_network(model_file, fit):
     completer = DepthCompleter.load(model_file, backend="torch", fit=fit)
@@ -268,10 +293,10 @@ def test_network_inputs_are_what_complete_feeds_the_network(model_file, fit):
         DepthCompleter.load(backend="classical").network_inputs(rgb, sparse, K)
 
 
-@pytest.mark.parametrize("fit", ["stretch", "crop"])
+@pytest.mark.parametrize("fit", ["aspect", "stretch", "crop"])
 def test_sparse_downsampling_keeps_valid_points_at_network_K(model_file, fit):
     """Each LiDAR point lands in the network pixel where network_K projects it; nearest wins; no blends."""
-    h, w = 96, 256   # network 32x64: stretch scales by 1/3 x 1/4, crop keeps a 96x192 window
+    h, w = 96, 256   # network 32x64: stretch scales by 1/3 x 1/4, crop keeps a 96x192 window, aspect runs at 24x72
     completer = DepthCompleter.load(model_file, backend="torch", device="cpu", fit=fit)
     K = np.array([[200.0, 0, 127.3], [0, 190.0, 50.2], [0, 0, 1]])
     rng = np.random.default_rng(3)

@@ -147,3 +147,13 @@ def test_guided_student_guide_max_depth_keeps_far_points_in_its_prefill():
         np.testing.assert_allclose(far(rgb, sparse)["depth"][..., 40:, :].numpy(), 180.0, rtol=1e-4)
     with pytest.raises(ValueError, match="guide_max_depth"):
         build("lspkd_student", guided=True, guide_max_depth=0.1)
+
+
+def test_snap_radius_follows_the_lidar_spacing():
+    """A KITTI scan (4 % of the pixels) keeps the 7x7 window; sparser LiDARs get a window of ~0.6 spacings,
+    up to SNAP_MAX_RADIUS; a frame without points does not divide by zero."""
+    from lumde_depth.models.fill import SNAP_MAX_RADIUS, SNAP_RADIUS, snap_radius
+    assert snap_radius(18_600, 1242 * 375) == SNAP_RADIUS
+    assert snap_radius(8_000, 1936 * 1216) == 10            # DDAD: 0.34 %, spacing 17 px
+    assert snap_radius(500, 640 * 480) == SNAP_MAX_RADIUS    # 500 indoor samples: spacing 25 px
+    assert SNAP_RADIUS <= snap_radius(0, 100) <= SNAP_MAX_RADIUS and snap_radius(10_000, 10_000) == SNAP_RADIUS

@@ -262,7 +262,8 @@ def test_far_float64_points_are_dropped_without_numpy_warnings():
 def test_raw_pjlab_frame_through_the_distortion_and_without(shared_data):
     """The shipped student on a real raw PJLab frame: with the camera's D, the depth at the LiDAR's pixels
     (projected by the test's own formula) is within 2 % (median) where the lens moves them > 8 px and the
-    cloud meets the LiDAR points; processed as if rectified (D ignored, what the node did before) it is not."""
+    cloud meets the LiDAR points; processed as if rectified (D ignored, what the node did before) both are off
+    (the depth by several times as much, the cloud by decimetres)."""
     import node_harness as harness
 
     from lumde_depth.geometry import CameraModel
@@ -281,7 +282,8 @@ def test_raw_pjlab_frame_through_the_distortion_and_without(shared_data):
         errors[name] = (np.median(np.abs(d[ok] - cam[edge][ok, 2]) / cam[edge][ok, 2]),
                         np.median(np.linalg.norm(xyz - cam[edge][ok], axis=1)))
     assert edge.sum() > 1000
-    assert errors["raw"][0] <= 0.02 < errors["as if rectified"][0], errors
+    assert errors["raw"][0] <= 0.02, errors
+    assert errors["raw"][0] < 0.5 * errors["as if rectified"][0], errors
     assert errors["raw"][1] < 0.6 * errors["as if rectified"][1], errors
 
 

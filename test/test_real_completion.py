@@ -11,8 +11,8 @@ from lumde_depth.inference import DepthCompleter
 FAR = 90.0   # m: the shipped student's trained range; the DDAD LiDAR reaches 230 m
 
 
-def _holdout(depth: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    held = (depth > 0) & (np.random.default_rng(seed).random(depth.shape) < 0.2)
+def _holdout(depth: np.ndarray, seed: int = 0, share: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    held = (depth > 0) & (np.random.default_rng(seed).random(depth.shape) < share)
     return np.where(held, 0, depth).astype(np.float32), np.where(held, depth, 0).astype(np.float32)
 
 
@@ -69,3 +69,28 @@ def test_confidence_ranks_the_error_on_a_real_kitti_frame(shared_data):
     assert top.mean() < 0.5 * bottom.mean(), (top.mean(), bottom.mean())
     quarters = [q.mean() for q in np.array_split(error, 4)]
     assert quarters == sorted(quarters), quarters   # error rises quarter by quarter as confidence falls
+
+
+def test_sparse_non_scanning_lidar_gives_dense_depth_better_than_nearest_fill_on_a_real_ddad_frame(shared_data):
+    """DDAD's non-scanning LiDAR, 40 % of its points held out so that the input covers 0.3 % of the 1936x1216
+    image: the shipped student, as the node runs it, fills every pixel and beats the nearest fill at the
+    held-out points (RMSE; measured 4.83 vs 5.72 m); the network sees the image at its own 1.6:1 aspect ratio
+    (not stretched to the 3.3:1 KITTI input)."""
+    root = shared_data / "ddad_testscene"
+    if not root.is_dir():
+        pytest.skip(f"{root} absent")
+    f = ddad_scenes(root)[1].frame(0, "CAMERA_05")
+    sparse, held = _holdout(f.depth, share=0.4)
+    assert 0.0025 < np.mean(sparse > 0) < 0.0035
+    student = DepthCompleter.load(None, backend="torch")
+    out = student.complete(f.rgb, sparse, f.K)
+    net_h, net_w = student.backend.input_size
+    assert abs(net_w / net_h - 1936 / 1216) < 0.05 and student.network_size(1216, 1936) == (net_h, net_w)
+    nearest = DepthCompleter.load(backend="nearest").complete(f.rgb, sparse, f.K)
+    m = held > 0
+
+    def rmse(depth: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((depth[m] - held[m]) ** 2)))
+
+    assert (out > 0).all()
+    assert rmse(out) < 0.9 * rmse(nearest), (rmse(out), rmse(nearest))

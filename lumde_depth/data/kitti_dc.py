@@ -45,7 +45,7 @@ def kitti_transform(train: bool, size: tuple[int, int] | None = KITTI_CROP,
                     crop: tuple[int, int] | None = None, resize: tuple[int, int] | None = None,
                     sparse_aug: dict[str, Any] | None = None) -> Transform:
     """Bottom crop to ``size`` (None: keep the full frame), then a resize of the whole frame to
-    ``resize`` (h, w), as ``DepthCompleter`` stretches any camera's image to the network's input (so
+    ``resize`` (h, w), as ``DepthCompleter(fit="stretch")`` stretches any camera's image to the network's input (so
     training on other rigs' images sees what the node feeds the network); for training also a random
     ``crop``, a horizontal flip, colour jitter and, with ``sparse_aug`` (keywords of
     :class:`~lumde_depth.data.transforms.SparseAugment`), density / pattern augmentation of the LiDAR.

@@ -37,9 +37,14 @@ class Backend(Protocol):
     sparse: np.ndarray         # (1, 1, h, w) float32 metres (unused by monocular networks; batch_sparse[:1])
     batch_rgb: np.ndarray      # (capacity, 3, h, w) float32
     batch_sparse: np.ndarray   # (capacity, 1, h, w) float32
+    input_size: tuple[int, int]   # (h, w) of the buffers
 
     def run(self) -> np.ndarray:
         """Run the network on the buffers; returns the (h, w) float32 depth (a view)."""
+        ...
+
+    def resize(self, input_size: tuple[int, int]) -> None:
+        """Make the buffers ``input_size`` ``(h, w)`` (reallocated only when it changes)."""
         ...
 
     def reserve(self, n: int) -> None:
@@ -131,6 +136,12 @@ class _InputBuffers:
         self.batch_rgb = np.zeros((capacity, 3, h, w), np.float32)
         self.batch_sparse = np.zeros((capacity, 1, h, w), np.float32)
         self.rgb, self.sparse = self.batch_rgb[:1], self.batch_sparse[:1]
+
+    def resize(self, input_size: tuple[int, int]) -> None:
+        """Buffers for another input size (kept when it is the current one; the networks take any size)."""
+        if tuple(input_size) != self.input_size:
+            self.input_size = tuple(input_size)
+            self._allocate(self.batch_rgb.shape[0])
 
     def reserve(self, n: int) -> None:
         """Buffers for at least ``n`` frames (kept when already deep enough)."""

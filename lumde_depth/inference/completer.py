@@ -3,10 +3,16 @@
 Geometry of the network input (the pixel convention of :mod:`lumde_depth.geometry`: the centre of
 pixel ``i`` is at coordinate ``i``, so a row of ``W`` pixels spans ``[-0.5, W - 0.5]``):
 
-1. a window of the image is chosen: the whole image (``fit="stretch"``), or the largest window with
-   the network's aspect ratio, centred horizontally and anchored at the bottom where the LiDAR
-   returns are (``fit="crop"``, KITTI depth-completion style);
-2. the window is resized to the network's input size ``(h, w)`` with scale factors
+1. a window of the image is chosen: the whole image (``fit="aspect"``, the default, and
+   ``fit="stretch"``), or the largest window with the network's aspect ratio, centred horizontally and
+   anchored at the bottom where the LiDAR returns are (``fit="crop"``, KITTI depth-completion style);
+2. the network's input size ``(h, w)`` for that image (:meth:`DepthCompleter.network_size`): the model's
+   own (``meta["input_size"]``), except with ``fit="aspect"`` for an image whose aspect ratio differs from
+   it by more than :data:`ASPECT_TOLERANCE`: then as many pixels at the image's own aspect ratio. Why: a
+   network trained on 3.3:1 KITTI frames sees a 1.6:1 DDAD or a 4:3 indoor frame squashed 2-2.5x
+   vertically if it is stretched to its own size, every object flattened; at its own aspect ratio the
+   network-only error on the real DDAD / indoor frames falls 4-15 % (docs/model_card.md);
+3. the window is resized to that size with scale factors
    ``sx = w / W_win``, ``sy = h / H_win``, so ``fx' = fx sx``, ``cx' = (cx - x0 + 0.5) sx - 0.5``
    (:meth:`DepthCompleter.network_K` returns it). The RGB image is resampled bilinearly with
    antialiasing; the sparse depth is *not* interpolated: each valid point moves to the network
@@ -14,18 +20,19 @@ pixel ``i`` is at coordinate ``i``, so a row of ``W`` pixels spans ``[-0.5, W - 
    so no depth is invented between a foreground and a background return;
    LiDAR points beyond the model's trained range (``depth_range``) are left out of the network's
    input: the network only sees the depths it was trained on;
-3. the network's depth is clipped to the model's ``depth_range`` and resized back onto the window
+4. the network's depth is clipped to the model's ``depth_range`` and resized back onto the window
    (bilinear, same convention, except across depth edges, where the nearest network pixel is kept so
    that edges stay steps: :func:`~lumde_depth.models.fill.edge_aware_upsample`); pixels outside the
    window (``fit="crop"``) are 0 (= no depth);
-4. with ``lidar_align`` (the default for completion models), the depth is rescaled to meet the LiDAR
+5. with ``lidar_align`` (the default for completion models), the depth is rescaled to meet the LiDAR
    points at the image's own resolution (:func:`~lumde_depth.models.fill.lidar_align`): pulled to
    the points where they are dense, smooth between them. It restores what the network's reduced
    input resolution blurs and a slowly varying scale error on data unlike the training data. All
    the LiDAR points take part, far ones included, and the result is clipped to the model's range
    extended up to the input's farthest point: LiDAR points beyond the trained range (a 250 m
    LiDAR, a model trained to 90 m) survive completion. Then each pixel is pulled to the LiDAR points
-   within 3 pixels that lie on its own surface (:func:`~lumde_depth.models.fill.lidar_snap`, a joint
+   nearby (3 pixels on a KITTI scan, more on sparser LiDARs: :func:`~lumde_depth.models.fill.snap_radius`)
+   that lie on its own surface (:func:`~lumde_depth.models.fill.lidar_snap`, a joint
    bilateral filter of the points guided by the depth): the value gets the sensor's precision at the
    image's full resolution while points across a depth edge are ignored (real KITTI: MAE -21 % / -12 %).
 
@@ -49,12 +56,17 @@ from lumde_depth.inference.backends import (Backend, OnnxBackend, TorchBackend, 
 from lumde_depth.inference.classical import CLASSICAL_FILLS
 from lumde_depth.inference.confidence import depth_confidence
 from lumde_depth.inference.frame_pool import IN_TURN, FramePool
-from lumde_depth.models.fill import edge_aware_upsample, lidar_align, lidar_snap
+from lumde_depth.models.fill import edge_aware_upsample, lidar_align, lidar_snap, snap_radius
 from lumde_depth.models.io import SHIPPED, model_file
 
 DEFAULT_MODEL = SHIPPED["shipped"]
 DEFAULT_MONO_MODEL = SHIPPED["shipped_mono"]  # camera-only (LUMDE student)
-FITS = ("stretch", "crop")
+FITS = ("aspect", "stretch", "crop")
+ASPECT_TOLERANCE = 1.1
+"""Ratio between the image's and the model's aspect ratios up to which ``fit="aspect"`` keeps the model's own
+input size (KITTI frames of 1242x375 and 1216x352 run at the trained 621x188)."""
+SIZE_MULTIPLE = 8
+"""An aspect-preserving input size is rounded to multiples of this (the networks pad to 32 internally)."""
 
 
 def cache_dir() -> Path:
@@ -70,7 +82,7 @@ class DepthCompleter:
     milliseconds spent in ``preprocess``, ``inference`` and ``postprocess`` for the last frame.
     """
 
-    def __init__(self, backend: Backend | None, meta: dict[str, Any], fit: str = "stretch",
+    def __init__(self, backend: Backend | None, meta: dict[str, Any], fit: str = "aspect",
                  lidar_align: bool = True, classical: str = "classical") -> None:
         if fit not in FITS:
             raise ValueError(f"unknown fit '{fit}': use one of {list(FITS)}")
@@ -84,6 +96,7 @@ class DepthCompleter:
         self.lidar_align = lidar_align and backend is not None and self.kind == "completion"
         self.depth_range: tuple[float, float] = tuple(float(v) for v in meta.get("depth_range", (0.0, 100.0)))
         self.input_size: tuple[int, int] | None = tuple(meta["input_size"]) if backend is not None else None
+        self.any_size = bool(meta.get("any_size", True))   # False: an ONNX export with a fixed input size
         self._mean = np.asarray(meta.get("rgb_mean", (0.0, 0.0, 0.0)), np.float32).reshape(3, 1, 1)
         self._inv_std = 1.0 / np.asarray(meta.get("rgb_std", (1.0, 1.0, 1.0)), np.float32).reshape(3, 1, 1)
         self.last_timings: dict[str, float] = {}
@@ -93,7 +106,7 @@ class DepthCompleter:
     # ------------------------------------------------------------------ construction
     @classmethod
     def load(cls, path: str | Path | None = None, backend: str = "auto", device: str = "auto", *,
-             input_size: tuple[int, int] | None = None, fit: str = "stretch", threads: int = 0,
+             input_size: tuple[int, int] | None = None, fit: str = "aspect", threads: int = 0,
              warmup: int = 2, lidar_align: bool = True) -> "DepthCompleter":
         """Load a model file (``lumde_depth.models.io``) or an exported ``.onnx`` model.
 
@@ -104,7 +117,8 @@ class DepthCompleter:
         (``meta["auto_timings_ms"]``; see :mod:`~lumde_depth.inference.backends`). With onnxruntime
         a model file is exported once to :func:`cache_dir` (keyed by the file's hash and the input
         size). ``input_size`` ``(h, w)`` overrides the model's ``meta["input_size"]`` (e.g. a
-        reduced size for a faster CPU run). ``threads`` caps the CPU threads (0 = library default).
+        reduced size for a faster CPU run; with ``fit="aspect"`` its pixel count at the image's aspect
+        ratio, see :meth:`network_size`). ``fit``: :data:`FITS`. ``threads`` caps the CPU threads (0 = library default).
         """
         device = resolve_device(device)
         candidates = candidate_backends(backend, device)
@@ -126,6 +140,7 @@ class DepthCompleter:
                 raise ValueError(f"{path} was exported for input size {meta['input_size']} only; it cannot run "
                                  f"at {list(size)}: export it again with --input-size {size[0]} {size[1]}")
             runners: list[Backend] = [OnnxBackend(path, size, threads)]
+            meta = {**meta, "any_size": "dynamic_axes" in meta}
         else:
             from lumde_depth.engine.profile import takes_sparse
             from lumde_depth.models.io import load_model
@@ -161,9 +176,20 @@ class DepthCompleter:
         return "cpu" if self.backend is None else self.backend.device
 
     # ------------------------------------------------------------------ geometry
+    def network_size(self, height: int, width: int) -> tuple[int, int] | None:
+        """The network's input size ``(h, w)`` for an image of ``height x width`` (None: no network)."""
+        if self.input_size is None or self.fit != "aspect" or not self.any_size:
+            return self.input_size
+        net_h, net_w = self.input_size
+        if max(width * net_h, height * net_w) <= ASPECT_TOLERANCE * min(width * net_h, height * net_w):
+            return self.input_size
+        scale = (net_h * net_w / (height * width)) ** 0.5
+        return tuple(max(SIZE_MULTIPLE, SIZE_MULTIPLE * round(side * scale / SIZE_MULTIPLE))
+                     for side in (height, width))
+
     def window(self, height: int, width: int) -> tuple[int, int, int, int]:
         """The image window ``(x0, y0, w, h)`` that is resized to the network input."""
-        if self.input_size is None or self.fit == "stretch":
+        if self.input_size is None or self.fit != "crop":
             return 0, 0, width, height
         net_h, net_w = self.input_size
         if width * net_h > height * net_w:
@@ -178,7 +204,8 @@ class DepthCompleter:
         if self.input_size is None:
             return K.copy()
         x0, y0, win_w, win_h = self.window(height, width)
-        return scale_intrinsics(crop_intrinsics(K, y0, x0), self.input_size[1] / win_w, self.input_size[0] / win_h)
+        net_h, net_w = self.network_size(height, width)
+        return scale_intrinsics(crop_intrinsics(K, y0, x0), net_w / win_w, net_h / win_h)
 
     # ------------------------------------------------------------------ per frame
     def complete(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray) -> np.ndarray:
@@ -200,7 +227,8 @@ class DepthCompleter:
                        then: Callable[[int, np.ndarray, np.ndarray | None], Any] | None = None) -> list[Any]:
         """``(depth, confidence or None)`` of each ``(rgb, sparse, K)`` frame, as :meth:`complete` /
         :meth:`complete_with_confidence` give them, with one network run for all of them (the cameras
-        of one rig: every frame is resized to the network's input size, so images of any size batch).
+        of one rig: every frame is resized to the network's input size for the first frame, so images of any
+        size batch).
         With ``pool``, each frame's own work before and after the network run (resizing it into the
         network's input, its depth back onto the image) runs on the pool's threads, frames side by side;
         the results are the same. ``then(item, depth, confidence)``, when given, runs for each frame as soon as
@@ -219,6 +247,7 @@ class DepthCompleter:
             self.last_timings = {"inference": 1e3 * (time.perf_counter() - t0)}
             self.last_batch = len(frames)
             return results
+        self.backend.resize(self.network_size(*sizes[0]))
         self.backend.reserve(len(frames))
         windows = each(lambda item: self._prepare(*frames[item], item), range(len(frames)))
         t1 = time.perf_counter()
@@ -243,6 +272,7 @@ class DepthCompleter:
             self.last_timings = {"preprocess": 0.0, "inference": 1e3 * (t1 - t0), "postprocess": 0.0,
                                  **({"confidence": 1e3 * (time.perf_counter() - t1)} if confidence else {})}
             return out, conf
+        self.backend.resize(self.network_size(height, width))
         window = self._prepare(rgb, sparse, K)
         t1 = time.perf_counter()
         net = self.backend.run()
@@ -265,7 +295,8 @@ class DepthCompleter:
             window_sparse = np.ascontiguousarray(sparse[y0:y0 + win_h, x0:x0 + win_w], dtype=np.float32)
             ceiling = max(hi, float(window_sparse.max(initial=0.0)))   # far LiDAR points survive the clip
             points = torch.from_numpy(window_sparse)[None, None]
-            up = lidar_snap(lidar_align(network, points, trust_beyond=hi), points).clamp_(lo, ceiling)
+            radius = snap_radius(int(np.count_nonzero(window_sparse)), window_sparse.size)
+            up = lidar_snap(lidar_align(network, points, trust_beyond=hi), points, radius).clamp_(lo, ceiling)
         conf, t0 = None, time.perf_counter()
         if confidence:
             conf = self._paste(depth_confidence(up, network if self.lidar_align else None)[0, 0].numpy(),
@@ -288,7 +319,7 @@ class DepthCompleter:
         copies, e.g. to calibrate a quantized export (:func:`lumde_depth.engine.export.quantize_onnx`)."""
         if self.backend is None:
             raise ValueError("the classical backend has no network: load a model file")
-        self._check_inputs(rgb, sparse, K)
+        self.backend.resize(self.network_size(*self._check_inputs(rgb, sparse, K)))
         self._prepare(rgb, sparse, K)
         inputs = {"rgb": self.backend.rgb.copy()}
         if self.kind != "monocular":
@@ -297,12 +328,13 @@ class DepthCompleter:
 
     def _prepare(self, rgb: np.ndarray, sparse: np.ndarray | None, K: np.ndarray,
                  item: int = 0) -> tuple[int, int, int, int]:
-        """Write the frame's window into item ``item`` of the backend's input buffers; returns the window."""
+        """Write the frame's window into item ``item`` of the backend's input buffers (sized by
+        ``backend.resize``); returns the window."""
         x0, y0, win_w, win_h = self.window(*rgb.shape[:2])
         self._write_rgb(rgb[y0:y0 + win_h, x0:x0 + win_w], K, item)
         if self.kind != "monocular":
             net_sparse = self.backend.batch_sparse[item, 0]
-            net_sparse[...] = resize_sparse_depth(sparse[y0:y0 + win_h, x0:x0 + win_w], K, self.input_size)[0]
+            net_sparse[...] = resize_sparse_depth(sparse[y0:y0 + win_h, x0:x0 + win_w], K, self.backend.input_size)[0]
             net_sparse[net_sparse > self.depth_range[1]] = 0.0   # beyond the trained range: alignment only
         return x0, y0, win_w, win_h
 
@@ -322,8 +354,8 @@ class DepthCompleter:
         return height, width
 
     def _write_rgb(self, rgb: np.ndarray, K: np.ndarray, item: int = 0) -> None:
-        if rgb.shape[:2] != self.input_size:
-            rgb = resize_image(rgb, K, self.input_size)[0]
+        if rgb.shape[:2] != self.backend.input_size:
+            rgb = resize_image(rgb, K, self.backend.input_size)[0]
         buf = self.backend.batch_rgb[item]
         np.multiply(rgb.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=buf)
         buf -= self._mean

@@ -30,8 +30,9 @@ class NodeParams:
     device: str = field("auto", doc="auto, cpu, cuda or cuda:N (torch backend)")
     input_height: int = field(0, low=0, high=4096, doc="completion network input height; 0 = the model's own")
     input_width: int = field(0, low=0, high=8192, doc="completion network input width; 0 = the model's own")
-    fit: str = field("stretch", choices=("stretch", "crop"),
-                     doc="image -> network input: stretch the whole image, or crop the network's aspect "
+    fit: str = field("aspect", choices=("aspect", "stretch", "crop"),
+                     doc="image -> network input: the whole image at its own aspect ratio (the model's pixel "
+                         "count), stretched to the model's input size, or a crop of the network's aspect "
                          "ratio at the bottom centre (pixels outside get no depth)")
     threads: int = field(0, low=0, high=256, doc="CPU threads for inference; 0 = library default; with several "
                                                   "cameras also the budget of the per-camera threads")
