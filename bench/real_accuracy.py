@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `.venv/bin/python bench/real_accuracy.py --draws {args.draws} --adapt '{args.adapt}' "
         f"--adapt-steps {args.adapt_steps}`. Machine: {machine()}. Student: `{args.model or 'shipped'}`, backend "
-        f"{student.backend_name} on {student.device}, network input {student.input_size[1]}x{student.input_size[0]}. "
+        f"{student.backend_name} on {student.device}, network input {student.input_size[1]}x{student.input_size[0]} "
+        f"(fit {student.fit}: images of another aspect ratio run at as many pixels in their own). "
         "LiDAR sets: 20 % of the projected LiDAR pixels held out as ground truth per draw (Argoverse: of its "
         "accumulated-LiDAR ground truth); indoor sets: 500 samples of the dense sensor depth as input, the "
         "dense depth as ground truth. RMSE / MAE in mm, iRMSE in 1/km (per frame, then averaged); time: mean "

@@ -255,7 +255,8 @@ def test_batch_on_an_export_with_a_fixed_batch_runs_frame_by_frame(model_file, t
 def test_aspect_fit_runs_the_network_at_the_image_aspect_ratio(model_file):
     """fit="aspect" (the default): an image whose aspect ratio is the model's (within 10 %) runs at the model's
     input size; another at the model's pixel count in the image's own aspect ratio (multiples of 8); stretch
-    always runs at the model's size; a fixed-size ONNX export cannot change size and stretches."""
+    always runs at the model's size; a fixed-size ONNX export cannot change size and stretches, and so do
+    monocular models (their depth cue is the image row)."""
     completer = DepthCompleter.load(model_file, backend="torch", device="cpu")   # model input 32x64
     assert completer.fit == "aspect"
     assert completer.network_size(64, 128) == (32, 64) and completer.network_size(60, 128) == (32, 64)
@@ -273,6 +274,8 @@ def test_aspect_fit_runs_the_network_at_the_image_aspect_ratio(model_file):
     assert stretch.network_size(96, 96) == (32, 64)
     fixed = DepthCompleter(completer.backend, {**completer.meta, "any_size": False})
     assert fixed.network_size(96, 96) == (32, 64)
+    monocular = DepthCompleter(completer.backend, {**completer.meta, "kind": "monocular"})
+    assert monocular.fit == "aspect" and monocular.network_size(96, 96) == (32, 64)
     with pytest.raises(ValueError, match="unknown fit"):
         DepthCompleter.load(model_file, backend="torch", fit="squash")
 

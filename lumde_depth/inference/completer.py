@@ -11,7 +11,10 @@ pixel ``i`` is at coordinate ``i``, so a row of ``W`` pixels spans ``[-0.5, W - 
    it by more than :data:`ASPECT_TOLERANCE`: then as many pixels at the image's own aspect ratio. Why: a
    network trained on 3.3:1 KITTI frames sees a 1.6:1 DDAD or a 4:3 indoor frame squashed 2-2.5x
    vertically if it is stretched to its own size, every object flattened; at its own aspect ratio the
-   network-only error on the real DDAD / indoor frames falls 4-15 % (docs/model_card.md);
+   network-only error on the real DDAD / indoor frames falls 4-15 % (docs/model_card.md). Monocular
+   models keep their own size: without LiDAR their depth cue is the image row (where the ground meets
+   the horizon in a KITTI frame), and a stretched image keeps it where they learned it (on the real DDAD,
+   PJLab and Argoverse frames the shipped monocular student's AbsRel is 20-50 % worse at the aspect ratio);
 3. the window is resized to that size with scale factors
    ``sx = w / W_win``, ``sy = h / H_win``, so ``fx' = fx sx``, ``cx' = (cx - x0 + 0.5) sx - 0.5``
    (:meth:`DepthCompleter.network_K` returns it). The RGB image is resampled bilinearly with
@@ -178,7 +181,7 @@ class DepthCompleter:
     # ------------------------------------------------------------------ geometry
     def network_size(self, height: int, width: int) -> tuple[int, int] | None:
         """The network's input size ``(h, w)`` for an image of ``height x width`` (None: no network)."""
-        if self.input_size is None or self.fit != "aspect" or not self.any_size:
+        if self.input_size is None or self.fit != "aspect" or not self.any_size or self.kind == "monocular":
             return self.input_size
         net_h, net_w = self.input_size
         if max(width * net_h, height * net_w) <= ASPECT_TOLERANCE * min(width * net_h, height * net_w):

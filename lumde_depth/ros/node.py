@@ -527,7 +527,8 @@ class DepthNode(Node):
         active = self.pipeline or self.mono_pipeline
         extra = {"mode": p.mode, "backend": active.completer.backend_name if active else "none",
                  "device": active.completer.device if active else "-", "extrinsic source": self.extrinsics.source,
-                 "input size": str(list(active.completer.input_size or [])) if active else "-"}
+                 "input size": str(list(active.completer.backend.input_size)) if active and active.completer.backend
+                 else "-"}
         level = message = None
         if p.mode in ("completion", "auto") and self.lidar_silent():
             extra["LiDAR"] = f"silent for more than {p.lidar_timeout} s"
