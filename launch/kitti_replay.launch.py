@@ -7,8 +7,10 @@ Plays with `ros2 bag play --clock` where rosbag2 is installed, else with `lumde 
 Sets the Fast DDS profile variable of this distro (FASTRTPS_DEFAULT_PROFILES_FILE on Humble / Jazzy,
 FASTDDS_DEFAULT_PROFILES_FILE on Kilted) to config/fastdds_large_messages.xml for every process it starts
 (player, node, RViz), unless you set one yourself (yours is kept; large_messages:=false leaves it alone), so 1.4 MB images, 2 MB clouds and 7 MB depth clouds go through
-shared memory (README, "Large messages and DDS").
+shared memory (README, "Large messages and DDS"); with it RMW_FASTRTPS_USE_QOS_FROM_XML=1 (unless you set it), so
+that rmw_fastrtps keeps the profile's endpoint settings (sample payloads freed after use).
 """
+import os
 import shutil
 
 from launch import LaunchDescription
@@ -52,6 +54,9 @@ def generate_launch_description() -> LaunchDescription:
     names = dds.PROFILE_VARIABLES
     profiles = [SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=EnvironmentVariable(
         names[1 - names.index(name)], default_value=xml)), condition=large) for name in dds.profile_variables()]
+    if not any(os.environ.get(name) for name in names):   # the shipped profile: its endpoint settings too
+        keep_users = EnvironmentVariable(dds.QOS_FROM_XML, default_value="1")
+        profiles.append(SetEnvironmentVariable(dds.QOS_FROM_XML, keep_users, condition=large))
     player = ExecuteProcess(cmd=play_command(bag, rate), output="screen")
     node = Node(
         package="lumde_depth", executable="lumde_depth_node", name="lumde_depth_node", output="screen",

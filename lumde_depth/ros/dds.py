@@ -12,6 +12,11 @@ it, before that, unless the user chose a profile or another RMW.
 Where DDS discovery is limited to this machine (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` or
 ``ROS_LOCALHOST_ONLY=1``) the profile's UDP transport is limited to 127.0.0.1 as well
 (:func:`loopback_profile`): the user's own transports would otherwise replace the RMW's localhost set-up.
+
+With the shipped profile, ``RMW_FASTRTPS_USE_QOS_FROM_XML=1`` is set too (unless the user set it): only then
+does rmw_fastrtps keep the profile's endpoint settings, whose point is the history memory policy ``DYNAMIC``
+(a sample's payload is freed once the sample is done; rmw_fastrtps's ``PREALLOCATED_WITH_REALLOC`` keeps
+every payload at the largest size it ever held, e.g. 86 MB for good after one 4096x3000 frame).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ PROFILE_NAME = "fastdds_large_messages.xml"
 PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 FAST_DDS_RMWS = ("rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
 FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")   # Fast DDS 2.x: FASTRTPS_DEFAULT_PROFILES_FILE
+QOS_FROM_XML = "RMW_FASTRTPS_USE_QOS_FROM_XML"   # "1": rmw_fastrtps keeps the profile's endpoint settings
 
 
 def profile_variables(environ: MutableMapping[str, str] | None = None) -> tuple[str, ...]:
@@ -76,15 +82,26 @@ def _cache() -> Path:
     return Path(os.environ.get("LUMDE_CACHE", Path.home() / ".cache" / "lumde_depth")) / "dds"
 
 
+def _endpoint_settings(environ: MutableMapping[str, str]) -> str:
+    """Set :data:`QOS_FROM_XML` to 1 unless the user set it; the log's words for what the endpoints get."""
+    environ.setdefault(QOS_FROM_XML, "1")
+    if environ[QOS_FROM_XML] == "1":
+        return "sample payloads freed after use"
+    return f"{QOS_FROM_XML}={environ[QOS_FROM_XML]} as you set it: rmw_fastrtps's endpoint settings, " \
+           "which keep sample payloads at their largest size"
+
+
 def apply_default_profile(environ: MutableMapping[str, str] | None = None) -> str:
     """Point the profile variable of ``environ`` (default ``os.environ``) at the shipped profile unless the
-    user set either name or chose an RMW other than Fast DDS; returns one sentence for the log saying
-    which profile this process uses. Call it before ``rclpy.init``."""
+    user set either name or chose an RMW other than Fast DDS, with :data:`QOS_FROM_XML` where the shipped
+    profile is used; returns one sentence for the log saying which profile this process uses. Call it before
+    ``rclpy.init``."""
     environ = os.environ if environ is None else environ
     own = next((name for name in PROFILE_VARIABLES if environ.get(name)), None)
     if own is not None:
         if Path(environ[own]).name.startswith(PROFILE_NAME[:-4]):
-            return f"Fast DDS profile: the shipped large-message profile {environ[own]} (from {own})"
+            return f"Fast DDS profile: the shipped large-message profile {environ[own]} (from {own}; " \
+                   f"{_endpoint_settings(environ)})"
         return f"Fast DDS profile {environ[own]} (from {own}; the shipped large-message profile is not applied)"
     rmw = environ.get("RMW_IMPLEMENTATION", "")
     if rmw and rmw not in FAST_DDS_RMWS:
@@ -96,5 +113,6 @@ def apply_default_profile(environ: MutableMapping[str, str] | None = None) -> st
     for name in profile_variables(environ):
         environ[name] = str(profile)
     where = ", its UDP limited to 127.0.0.1 as discovery is" if localhost_only(environ) else ""
-    return (f"Fast DDS profile: the shipped large-message profile {profile} (16 MB shared-memory segments{where}); "
-            f"set FASTDDS_DEFAULT_PROFILES_FILE / FASTRTPS_DEFAULT_PROFILES_FILE to use your own")
+    return (f"Fast DDS profile: the shipped large-message profile {profile} (16 MB shared-memory segments{where}; "
+            f"{_endpoint_settings(environ)}); set FASTDDS_DEFAULT_PROFILES_FILE / FASTRTPS_DEFAULT_PROFILES_FILE "
+            f"to use your own")
