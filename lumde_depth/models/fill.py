@@ -166,7 +166,8 @@ def lidar_snap(depth: torch.Tensor, sparse: torch.Tensor, radius: int = SNAP_RAD
     # clamped: exp of large negative arguments would go through slow subnormal arithmetic
     weight = torch.exp(diff.square().mul_(-1.0 / (2 * sigma * sigma)).clamp_(min=-20.0)).mul_(spatial)
     target = target.reshape(-1)
-    num = torch.bincount(target, (weight * diff).reshape(-1), minlength=b * hp * wp)
-    den = torch.bincount(target, weight.reshape(-1), minlength=b * hp * wp)
-    shift = (num / (den + prior)).to(depth.dtype).reshape(b, 1, hp, wp)[..., r:r + h, r:r + w]
+    # scatter_add_ accumulates in the depth's own dtype (bincount would in float64: slower, no more useful)
+    num = depth.new_zeros(b * hp * wp).scatter_add_(0, target, diff.mul_(weight).reshape(-1))
+    den = depth.new_zeros(b * hp * wp).scatter_add_(0, target, weight.reshape(-1))
+    shift = (num / (den + prior)).reshape(b, 1, hp, wp)[..., r:r + h, r:r + w]
     return torch.where(depth > 0, torch.exp(log_d + shift), depth)
