@@ -157,3 +157,16 @@ def test_snap_radius_follows_the_lidar_spacing():
     assert snap_radius(8_000, 1936 * 1216) == 10            # DDAD: 0.34 %, spacing 17 px
     assert snap_radius(500, 640 * 480) == SNAP_MAX_RADIUS    # 500 indoor samples: spacing 25 px
     assert SNAP_RADIUS <= snap_radius(0, 100) <= SNAP_MAX_RADIUS and snap_radius(10_000, 10_000) == SNAP_RADIUS
+
+
+def test_lidar_snap_range_tolerance_widens_with_its_window():
+    """A point 15 % off the depth: the 7x7 window's sigma (5 %) moves the pixel less than a third of the way; a 19x19 window's default
+    sigma (5 % x sqrt(3)) pulls the pixel most of the way to it, as the explicit sigma does."""
+    from lumde_depth.models.fill import SNAP_SIGMA, lidar_snap
+    depth = torch.full((1, 1, 21, 21), 10.0)
+    sparse = torch.zeros_like(depth)
+    sparse[0, 0, 10, 10] = 11.5
+    narrow = lidar_snap(depth, sparse, radius=3)[0, 0, 10, 10]
+    wide = lidar_snap(depth, sparse, radius=9)[0, 0, 10, 10]
+    explicit = lidar_snap(depth, sparse, radius=9, sigma=SNAP_SIGMA * 3 ** 0.5)[0, 0, 10, 10]
+    assert narrow < 10.5 and wide > 11.1 and torch.isclose(wide, explicit)
