@@ -17,7 +17,6 @@ per core), torch's threads shared out among them.
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 import threading
 import time
@@ -36,6 +35,7 @@ from lumde_depth.ros import convert
 from lumde_depth.ros.compat import message_filters
 from lumde_depth.ros.diagnostics import NodeStats, status_message
 from lumde_depth.ros.extrinsics import Extrinsics, FixedExtrinsic, matrix_from_calib_file, matrix_from_param
+from lumde_depth.ros.heap import FrameHeap
 from lumde_depth.ros.params import NODE_NAME, NodeParams, change, declare, declare_camera_extrinsics, unknown_overrides
 from lumde_depth.ros.pipeline import AutoPipeline, DepthPipeline, FrameError, frame_inputs, rig_inputs
 from lumde_depth.ros.rig import Sweep, SweepGatherer
@@ -50,23 +50,6 @@ except ImportError:   # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 FUTURE_SLACK_NS = 100_000_000   # a stamp this far ahead of the node's clock is "in the future" (sim-time /clock steps)
-
-
-@functools.cache
-def _malloc_trim() -> Any:
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):   # not glibc
-        return None
-
-
-def release_free_heap() -> None:
-    """Give the C heap's free pages back to the system. glibc keeps what a large frame's arrays freed (its
-    mmap threshold grows with each large block freed, so later blocks come from the heap and stay), and
-    one 4096x3000 frame would hold ~100 MB for good. A no-op where the C library is not glibc."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def reliability(name: str) -> ReliabilityPolicy:
@@ -88,7 +71,7 @@ class DepthNode(Node):
         self._running = True
         self._worker: threading.Thread | None = None
         self._idle_since: float | None = time.monotonic()   # None while the worker processes a set
-        self._last_image_bytes = 0
+        self._heap = FrameHeap()   # oversized frames' arrays mapped on their own (ros.heap)
         self.frame_pool: FramePool | None = None
         self.params: NodeParams = declare(self)
         p = self.params
@@ -384,20 +367,18 @@ class DepthNode(Node):
                 self._idle_since = None
             image_bytes = len(getattr(item[0], "data", b"")) if len(item) > 1 else \
                 sum(len(image.data) for image, _info in item[0].sets.values())
-            try:
-                self._process(*item) if len(item) > 1 else self._process_sweep(*item)
-            except FrameError as exc:
-                self._refuse(exc)
-            except Exception as exc:   # a bug must not kill the node: log it, count it, go on
-                if not self.context.ok():
-                    return   # shutting down (Ctrl-C) while a frame was being published
-                self.stats.error("internal", f"frame failed: {exc!r}")
-                self._warn("internal", f"frame failed: {exc!r}\n{traceback.format_exc()}")
-            item = None
+            with self._heap.frame(image_bytes):
+                try:
+                    self._process(*item) if len(item) > 1 else self._process_sweep(*item)
+                except FrameError as exc:
+                    self._refuse(exc)
+                except Exception as exc:   # a bug must not kill the node: log it, count it, go on
+                    if not self.context.ok():
+                        return   # shutting down (Ctrl-C) while a frame was being published
+                    self.stats.error("internal", f"frame failed: {exc!r}")
+                    self._warn("internal", f"frame failed: {exc!r}\n{traceback.format_exc()}")
+                item = None   # the messages go before the heap's free pages are given back
             self._idle_since = time.monotonic()
-            if image_bytes != self._last_image_bytes:   # frame size changed: what the last size used is free now
-                self._last_image_bytes = image_bytes
-                release_free_heap()
 
     def _refuse(self, exc: FrameError) -> None:
         self.stats.error(exc.kind, str(exc))
