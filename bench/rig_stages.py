@@ -116,7 +116,7 @@ def main() -> int:
     lines = [f"Machine: {machine()}; 1-minute load average {load_before:.1f} before and {load_after:.1f} after the "
              "run (other work on the machine slows every figure below when it is above ~1).",
              f"Input: {source}: {n} cameras {w}x{h} and one {len(points)}-point sweep, as rclpy messages, through "
-             f"the node's rig path in one process (no DDS). Model: the shipped student, backend {completer.backend_name}, network input {completer.input_size}; outputs "
+             f"the node's rig path in one process (no DDS). Model: the shipped student, backend {completer.backend_name}, network input {completer.backend.input_size} (the cameras' aspect ratio); outputs "
              f"{'depth/image + depth/camera_info' if outputs else 'all'}. In turn: torch {torch.get_num_threads()} "
              f"threads, cameras one after the other; pool: {pool.describe()}. Median of {args.runs} sweeps each, "
              f"interleaved. Depth of the two bit for bit equal: {'yes' if same else 'NO'}.", "",
