@@ -173,7 +173,9 @@ def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file:
 
 
 def _input_size(args: argparse.Namespace) -> str:
-    return f"{args.input_size[1]}x{args.input_size[0]}" if args.input_size[0] else "the model's pixel count at the image's aspect ratio (fit aspect; KITTI: the model's own 621x188)"
+    if args.input_size[0]:
+        return f"{args.input_size[1]}x{args.input_size[0]}"
+    return "the model's pixel count at the image's aspect ratio (fit aspect; KITTI: the model's own 621x188)"
 
 
 def _machine_line(args: argparse.Namespace, load_before: float, load_after: float) -> str:
