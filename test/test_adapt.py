@@ -12,7 +12,7 @@ from lumde_depth.cli.main import main as lumde
 from lumde_depth.data.depth_io import DataError
 from lumde_depth.data.recording import Recording, folder_recording, open_recording
 from lumde_depth.data.synth import Generator, SynthConfig
-from lumde_depth.engine.adapt import AdaptConfig, _split, adapt, holdout_split, network_input_size
+from lumde_depth.engine.adapt import AdaptConfig, _split, adapt, completer_for, holdout_split
 from lumde_depth.inference import DepthCompleter
 from lumde_depth.inference.completer import DEFAULT_MONO_MODEL
 from lumde_depth.models.io import load_model
@@ -93,9 +93,15 @@ def test_holdout_split_partitions_the_points():
     np.testing.assert_array_equal(a[1], b[1])
 
 
-def test_network_input_size_keeps_the_pixel_budget():
-    assert network_input_size((188, 621), 375, 1242) == (188, 621)   # KITTI: the student's own size
-    h, w = network_input_size((188, 621), 1216, 1936)                # DDAD: its aspect ratio, same pixel count
+def test_adapted_models_run_at_the_size_the_node_gives_the_camera():
+    """adapt's default input size is the node's for that camera (fit="aspect"): KITTI keeps the student's own,
+    DDAD gets its aspect ratio at the same pixel count."""
+    from lumde_depth.inference import DEFAULT_MODEL
+    from lumde_depth.models.io import load_model
+    net, meta = load_model(DEFAULT_MODEL)
+    completer = completer_for(net, meta)
+    assert completer.network_size(375, 1242) == (188, 621)
+    h, w = completer.network_size(1216, 1936)
     assert abs(w / h - 1936 / 1216) < 0.02 and abs(h * w / (188 * 621) - 1) < 0.02
 
 

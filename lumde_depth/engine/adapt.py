@@ -22,7 +22,6 @@ Python entry point: :func:`adapt` (``bench/real_accuracy.py`` calls it per held-
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -146,17 +145,6 @@ class NetFrame:
     gt: np.ndarray | None = None
 
 
-def network_input_size(source: tuple[int, int], height: int, width: int) -> tuple[int, int]:
-    """The source model's input size when the image has its aspect ratio, else the same pixel count at
-    the image's aspect ratio (even sizes): what the adapted model runs at by default."""
-    sh, sw = source
-    if abs(math.log((width / height) / (sw / sh))) < 0.01:
-        return sh, sw
-    aspect = width / height
-    h = 2 * max(4, round(math.sqrt(sh * sw / aspect) / 2))
-    return min(h, height), min(2 * round(h * aspect / 2), width)
-
-
 def _check_depths(frame: RigFrame) -> None:
     if frame.depth.shape != frame.rgb.shape[:2]:
         raise ValueError(f"{frame.name}: sparse depth {frame.depth.shape} and image {frame.rgb.shape[:2]} differ")
@@ -267,8 +255,9 @@ def adapt(recording: Recording, out: str | Path, *, model: str | Path | None = N
     out.mkdir(parents=True, exist_ok=True)
 
     first = train_set.load(0)
-    size = tuple(cfg.input_size) if cfg.input_size else network_input_size(
-        tuple(source_meta["input_size"]), *first.rgb.shape[:2])
+    # by default the size the node runs the source model at for this camera (fit="aspect")
+    size = tuple(cfg.input_size) if cfg.input_size else completer_for(net, source_meta).network_size(
+        *first.rgb.shape[:2])
     real, depths = _network_frames(net, source_meta, size, train_set, cfg.progress)
     lo, source_hi = (float(v) for v in source_meta.get("depth_range", (0.0, 100.0)))
     hi = cfg.max_depth or max(source_hi, float(np.ceil(np.percentile(depths, 99.9) / 10.0) * 10.0))

@@ -97,7 +97,9 @@ def candidate_backends(backend: str, device: str) -> list[str]:
 
 def set_inputs(backend: Backend, inputs: dict[str, np.ndarray]) -> None:
     """Write network inputs (``rgb``, and ``sparse`` for completion models, as
-    ``DepthCompleter.network_inputs`` returns them) into the backend's buffers."""
+    ``DepthCompleter.network_inputs`` returns them) into the backend's buffers, resized to their size (with
+    ``fit="aspect"`` frames of other cameras come at other sizes)."""
+    backend.resize(inputs["rgb"].shape[-2:])
     backend.rgb[...] = inputs["rgb"]
     if "sparse" in inputs:
         backend.sparse[...] = inputs["sparse"]
