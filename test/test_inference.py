@@ -150,6 +150,7 @@ def test_torch_and_onnxruntime_agree_and_onnx_file_loads_directly(model_file, tm
     assert len(exported) == 1 and "32x64" in exported[0].name
     direct = DepthCompleter.load(exported[0], backend="auto")
     assert direct.backend_name == "onnxruntime" and direct.input_size == (32, 64)
+    assert direct.backend.any_size   # the export's height and width are dynamic: fit="aspect" can resize it
     np.testing.assert_allclose(direct.complete(rgb, sparse, K), b, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="ONNX model"):
         DepthCompleter.load(exported[0], backend="torch")
@@ -272,7 +273,9 @@ def test_aspect_fit_runs_the_network_at_the_image_aspect_ratio(model_file):
     assert [d.shape for d, _ in batch] == [(96, 96), (90, 100)] and completer.backend.input_size == (48, 48)
     stretch = DepthCompleter.load(model_file, backend="torch", device="cpu", fit="stretch")
     assert stretch.network_size(96, 96) == (32, 64)
-    fixed = DepthCompleter(completer.backend, {**completer.meta, "any_size": False})
+    fixed_backend = completer_mod.TorchBackend(completer.backend.model, (32, 64), False)
+    fixed_backend.any_size = False   # as an ONNX export with a fixed height and width
+    fixed = DepthCompleter(fixed_backend, completer.meta)
     assert fixed.network_size(96, 96) == (32, 64)
     monocular = DepthCompleter(completer.backend, {**completer.meta, "kind": "monocular"})
     assert monocular.fit == "aspect" and monocular.network_size(96, 96) == (32, 64)

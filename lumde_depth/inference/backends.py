@@ -38,6 +38,7 @@ class Backend(Protocol):
     batch_rgb: np.ndarray      # (capacity, 3, h, w) float32
     batch_sparse: np.ndarray   # (capacity, 1, h, w) float32
     input_size: tuple[int, int]   # (h, w) of the buffers
+    any_size: bool                # whether the network runs at any input size (resize may change it)
 
     def run(self) -> np.ndarray:
         """Run the network on the buffers; returns the (h, w) float32 depth (a view)."""
@@ -155,6 +156,7 @@ class TorchBackend(_InputBuffers):
     """A completion (``model(rgb, sparse)``) or monocular (``model(rgb)``) PyTorch module."""
 
     name = "torch"
+    any_size = True   # the networks pad any input to their stride
 
     def __init__(self, model: torch.nn.Module, input_size: tuple[int, int], monocular: bool,
                  device: str = "cpu") -> None:
@@ -214,6 +216,8 @@ class OnnxBackend(_InputBuffers):
         self._names = [i.name for i in inputs] + [self.session.get_outputs()[0].name]
         # an export with a fixed batch of 1 runs a batch frame by frame (dynamic batch: one run)
         self.batchable = not isinstance(inputs[0].shape[0], int)
+        # likewise an export with a fixed height and width runs at that size only
+        self.any_size = not all(isinstance(side, int) for side in inputs[0].shape[2:])
         self.input_size = (h, w)
         self._binding = self.session.io_binding()
         self._bound: tuple[int, int] | None = None   # (first item, items) the binding points at

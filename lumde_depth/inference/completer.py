@@ -99,7 +99,6 @@ class DepthCompleter:
         self.lidar_align = lidar_align and backend is not None and self.kind == "completion"
         self.depth_range: tuple[float, float] = tuple(float(v) for v in meta.get("depth_range", (0.0, 100.0)))
         self.input_size: tuple[int, int] | None = tuple(meta["input_size"]) if backend is not None else None
-        self.any_size = bool(meta.get("any_size", True))   # False: an ONNX export with a fixed input size
         self._mean = np.asarray(meta.get("rgb_mean", (0.0, 0.0, 0.0)), np.float32).reshape(3, 1, 1)
         self._inv_std = 1.0 / np.asarray(meta.get("rgb_std", (1.0, 1.0, 1.0)), np.float32).reshape(3, 1, 1)
         self.last_timings: dict[str, float] = {}
@@ -143,7 +142,6 @@ class DepthCompleter:
                 raise ValueError(f"{path} was exported for input size {meta['input_size']} only; it cannot run "
                                  f"at {list(size)}: export it again with --input-size {size[0]} {size[1]}")
             runners: list[Backend] = [OnnxBackend(path, size, threads)]
-            meta = {**meta, "any_size": "dynamic_axes" in meta}
         else:
             from lumde_depth.engine.profile import takes_sparse
             from lumde_depth.models.io import load_model
@@ -181,7 +179,7 @@ class DepthCompleter:
     # ------------------------------------------------------------------ geometry
     def network_size(self, height: int, width: int) -> tuple[int, int] | None:
         """The network's input size ``(h, w)`` for an image of ``height x width`` (None: no network)."""
-        if self.input_size is None or self.fit != "aspect" or not self.any_size or self.kind == "monocular":
+        if self.input_size is None or self.fit != "aspect" or not self.backend.any_size or self.kind == "monocular":
             return self.input_size
         net_h, net_w = self.input_size
         if max(width * net_h, height * net_w) <= ASPECT_TOLERANCE * min(width * net_h, height * net_w):
