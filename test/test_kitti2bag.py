@@ -8,7 +8,8 @@ from lumde_depth.geometry import read_kitti_raw_calib
 from lumde_depth.ros import convert
 from lumde_depth.ros.compat import tf_transformations
 from lumde_depth.ros.bag_io import BagError
-from lumde_depth.ros.kitti2bag import Kitti2BagError, kitti2bag, oxts_poses, read_timestamps_ns
+from lumde_depth.data.oxts import oxts_poses
+from lumde_depth.ros.kitti2bag import Kitti2BagError, kitti2bag, read_timestamps_ns
 
 pytest.importorskip("rosbags")
 from bag_helpers import H, N, W, make_drive, read_bag  # noqa: E402

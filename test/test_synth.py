@@ -236,7 +236,7 @@ def test_kitti_loaders_read_synthetic_data(kitti_dc: Path) -> None:
 def test_oxts_packets_give_back_the_trajectory(kitti_dc: Path) -> None:
     """pykitti's pose-from-OXTS (as lumde kitti2bag uses it) recovers the IMU's path and attitude."""
     from lumde_depth.data.synth.camera import T_vehicle_imu
-    from lumde_depth.ros.kitti2bag import oxts_poses
+    from lumde_depth.data.oxts import oxts_poses
 
     drive_dir = kitti_dc / "raw" / SYNTH_DATE / DRIVE1
     files = sorted((drive_dir / "oxts" / "data").glob("*.txt"))

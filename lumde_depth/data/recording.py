@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import yaml
 
-from lumde_depth.data.depth_io import DataError, read_rgb, read_velodyne_bin
+from lumde_depth.data.depth_io import DataError, read_rgb, read_timestamps_ns, read_velodyne_bin
 from lumde_depth.data.pcd import pcd_xyz
 from lumde_depth.data.rig_frame import RigFrame
 from lumde_depth.geometry import project_points
@@ -77,8 +77,12 @@ class Recording:
 # ---------------------------------------------------------------------- KITTI raw
 def kitti_raw_recording(path: str | Path, camera: str = "image_02") -> Recording:
     """A KITTI raw drive folder (``.../<date>/<date>_drive_XXXX_sync``), or a root of ``<date>`` folders
-    (every drive under it): the camera's frames with the LiDAR scan (or its ``proj_depth`` npz) projected."""
+    (every drive under it): the camera's frames with the LiDAR scan (or its ``proj_depth`` npz) projected,
+    their image timestamps and, where the drive has ``oxts/`` packets and ``calib_imu_to_velo.txt``, their
+    camera poses (:func:`lumde_depth.data.oxts.camera_poses`)."""
+    from lumde_depth.data.kitti_calib import drive_calibration
     from lumde_depth.data.kitti_raw import KittiRaw
+    from lumde_depth.data.oxts import camera_poses
     from lumde_depth.data.sample import rgb_array
 
     path = Path(path)
@@ -89,13 +93,23 @@ def kitti_raw_recording(path: str | Path, camera: str = "image_02") -> Recording
         if not dataset.frames:
             raise DataError(f"{path}: no {camera} frames in this KITTI raw drive")
 
+    poses: dict[Path, dict[int, np.ndarray]] = {}
+    stamps: dict[Path, np.ndarray] = {}
+
     def loader(index: int) -> Callable[[], RigFrame]:
         def load() -> RigFrame:
             sample = dataset[index]
-            drive, camera_name, _ = sample["name"].split("/")
+            where = dataset.frames[index]
+            if where.drive not in poses:
+                calib = drive_calibration(where.drive.parent, where.camera)
+                poses[where.drive] = camera_poses(where.drive, where.camera, calib.T_cam_lidar)
+                times = where.drive / where.camera / "timestamps.txt"
+                stamps[where.drive] = read_timestamps_ns(times) if times.is_file() else np.zeros(0, np.int64)
+            stamp = stamps[where.drive]
             return RigFrame(rgb=rgb_array(sample["rgb"]), depth=sample["sparse"][0].numpy(),
-                            K=sample["K"].numpy().astype(np.float64), scene=drive, camera=camera_name,
-                            name=sample["name"])
+                            K=sample["K"].numpy().astype(np.float64), scene=where.drive.name, camera=where.camera,
+                            name=sample["name"], T_world_cam=poses[where.drive].get(where.index),
+                            stamp_ns=int(stamp[where.index]) if where.index < stamp.size else -1)
         return load
 
     return Recording(str(path), [loader(i) for i in range(len(dataset))])

@@ -47,6 +47,46 @@ def warp(source: torch.Tensor, depth: torch.Tensor, source_from_target: torch.Te
     return kornia.geometry.depth.warp_frame_depth(source, depth, source_from_target, K)
 
 
+def photometric_errors(target: torch.Tensor, images: torch.Tensor, ssim_weight: float = 0.85) -> torch.Tensor:
+    """:func:`photometric_error` of each of S images ``B x S x C x H x W`` against ``target`` (B x C x H x W):
+    B x S x H x W."""
+    b, s = images.shape[:2]
+    error = photometric_error(images.flatten(0, 1), target[:, None].expand_as(images).flatten(0, 1), ssim_weight)
+    return error.view(b, s, *error.shape[-2:])
+
+
+def warp_sources(sources: torch.Tensor, depth: torch.Tensor, source_from_target: torch.Tensor, K: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each of S source images ``B x S x C x H x W`` resampled onto the target's grid (:func:`warp`) through
+    the target's depth (B x 1 x H x W), the poses ``B x S x 4 x 4`` (target-frame points into each source
+    frame) and the intrinsics ``K`` (B x 3 x 3, shared by target and sources); and ``B x S x H x W`` bool:
+    the target pixels that land inside each source image."""
+    b, s, c = sources.shape[:3]
+    flat = lambda x: x[:, None].expand(b, s, *x.shape[1:]).flatten(0, 1)   # noqa: E731
+    with_ones = torch.cat([sources, torch.ones_like(sources[:, :, :1])], 2).flatten(0, 1)   # 1 inside the image
+    warped = warp(with_ones, flat(depth), source_from_target.flatten(0, 1).to(depth.dtype), flat(K).to(depth.dtype))
+    warped = warped.view(b, s, c + 1, *depth.shape[-2:])
+    return warped[:, :, :c], warped[:, :, c] > 0.999
+
+
+def min_reprojection(reprojection: torch.Tensor, identity: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Monodepth2's per-pixel minimum over the sources, with auto-masking.
+
+    ``reprojection``: ``B x S x H x W`` photometric errors of the warped sources (:func:`photometric_errors`
+    of :func:`warp_sources`), +inf where a source cannot explain a pixel (out of its view, or no such
+    source); ``identity``: the same for the *unwarped* sources, or None (no auto-masking). Returns the
+    per-pixel minimum over all of them (``B x 1 x H x W``; +inf where nothing is valid) and where an
+    identity error was the smallest (ties go to the identity): pixels the camera's motion does not explain
+    better than no motion at all (a static camera, objects moving with it), which then add a constant and
+    pull no depth.
+    """
+    errors = reprojection if identity is None else torch.cat([identity, reprojection], 1)
+    best, index = errors.min(dim=1, keepdim=True)
+    automasked = index < (0 if identity is None else identity.shape[1])
+    return best, automasked
+
+
 class SelfSupervisedLoss(nn.Module):
     """``forward(out, batch, poses)`` -> (loss, parts).
 
@@ -63,10 +103,11 @@ class SelfSupervisedLoss(nn.Module):
     def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor],
                 poses: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         target, K = batch["rgb"], batch["K"]
-        sources = {"prev": batch["rgb_prev"], "next": batch["rgb_next"]}
+        sources = torch.stack([batch["rgb_prev"], batch["rgb_next"]], 1)
+        source_from_target = torch.stack([poses["prev"], poses["next"]], 1)
         identity = None
         if self.cfg.automask:
-            identity = torch.cat([photometric_error(src, target, self.cfg.ssim_weight) for src in sources.values()], 1)
+            identity = photometric_errors(target, sources, self.cfg.ssim_weight)
             identity = identity + 1e-5 * torch.randn_like(identity)
         photo_total = target.new_zeros(())
         smooth_total = target.new_zeros(())
@@ -75,13 +116,10 @@ class SelfSupervisedLoss(nn.Module):
             disp = out[f"disp_{scale}"]
             full = F.interpolate(disp, size=target.shape[-2:], mode="bilinear", align_corners=False)
             depth = disp_to_depth(full, self.min_depth, self.max_depth)
-            reproj = torch.cat([photometric_error(warp(src, depth, poses[key], K), target, self.cfg.ssim_weight)
-                                for key, src in sources.items()], 1)
-            errors = reproj if identity is None else torch.cat([identity, reproj], 1)
-            best, index = errors.min(dim=1)
+            warped, _ = warp_sources(sources, depth, source_from_target, K.expand(len(target), 3, 3))
+            best, automasked = min_reprojection(photometric_errors(target, warped, self.cfg.ssim_weight), identity)
             photo_total = photo_total + best.mean()
-            if identity is not None:
-                masked_share = masked_share + (index < identity.shape[1]).float().mean()
+            masked_share = masked_share + automasked.float().mean()
             small = F.interpolate(target, size=disp.shape[-2:], mode="bilinear", align_corners=False)
             smooth_total = smooth_total + smoothness(disp, small) / (2 ** scale)
         n = len(self.cfg.scales)

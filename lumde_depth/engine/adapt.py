@@ -8,6 +8,13 @@ LiDAR rings / rows, rectangular patches) and the loss is the error at the held-o
 ``synthetic_ratio`` of the samples are synthetic frames (:func:`lumde_depth.data.synth.render_frames`)
 with their dense ground truth, so that what the model learned there is kept.
 
+Optionally (``photometric`` > 0) a photometric term between consecutive frames whose camera poses are
+known (``RigFrame.T_world_cam``: KITTI raw drives through their OXTS packets, DDAD scenes): each neighbour
+(the previous and the next frame of the same camera) is warped into the frame through the predicted
+depth and the relative pose, and scored as Monodepth2 does (:func:`photometric_loss`). It constrains the
+depth where the LiDAR has no points (above the top ring, gaps, thin structures). A sample's neighbours are
+cropped with the frame's own crop; a mirrored sample mirrors its neighbours and their poses too.
+
 The recording's last frames (a contiguous block, ``holdout``), or a second recording, are never
 trained on: the before / after report scores the models on them, as the node runs them (full
 resolution, ``lidar_align`` on) and network only, against 20 % of their LiDAR points held out of the
@@ -24,7 +31,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -36,6 +43,7 @@ from lumde_depth.config import ConfigError, field, from_dict, to_dict
 from lumde_depth.data.real_sets import holdout
 from lumde_depth.data.recording import Recording
 from lumde_depth.data.rig_frame import RigFrame
+from lumde_depth.distill.selfsup import min_reprojection, photometric_errors, warp_sources
 from lumde_depth.engine import checkpoint as ckpt
 from lumde_depth.engine.logs import MetricsLog
 from lumde_depth.engine.metrics import MetricAccumulator, kitti_metrics
@@ -73,6 +81,9 @@ class AdaptConfig:
                            doc="share of the recording's frames kept for the report (a contiguous block at the "
                                "end, never trained on); ignored when a separate evaluation recording is given")
     loss: str = field("l1", choices=LOSSES, doc="error at the held-out LiDAR points: l1 (m), berhu, log_l1")
+    photometric: float = field(0.0, low=0.0, high=100.0,
+                               doc="weight of the photometric term between consecutive frames with known camera "
+                                   "poses (KITTI raw with oxts/, DDAD); 0 = off")
     seed: int = field(0, low=0)
     eval_draws: int = field(1, low=1, high=20, doc="random 20 % hold-out draws per scored frame")
     score: bool = field(True, doc="score before and after on held-out frames; false: train on every frame of the "
@@ -137,12 +148,14 @@ def point_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Ten
 @dataclass
 class NetFrame:
     """A frame at the network's input scale: ``rgb`` 3xhxw (normalised as the model expects),
-    ``sparse`` and ``gt`` (synthetic only) hxw metres, ``K`` 3x3."""
+    ``sparse`` and ``gt`` (synthetic only) hxw metres, ``K`` 3x3; ``neighbours``: the frames next to it
+    with a known relative pose, as ``(index among the real frames, 4x4 T_neighbour_frame)``."""
 
     rgb: np.ndarray
     sparse: np.ndarray
     K: np.ndarray
     gt: np.ndarray | None = None
+    neighbours: list[tuple[int, np.ndarray]] = dataclass_field(default_factory=list)
 
 
 def _check_depths(frame: RigFrame) -> None:
@@ -153,47 +166,106 @@ def _check_depths(frame: RigFrame) -> None:
                          "transform (T_cam_lidar) and the calibration")
 
 
-def _crop_flip(frame: NetFrame, crop: tuple[int, int], rng: np.random.Generator
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-    h, w = frame.sparse.shape
-    ch, cw = min(crop[0], h), min(crop[1], w)
-    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    box = (slice(top, top + ch), slice(left, left + cw))
-    rgb, sparse = frame.rgb[(slice(None), *box)], frame.sparse[box]
-    gt = frame.gt[box] if frame.gt is not None else None
-    K = crop_intrinsics(frame.K, top, left)
-    if rng.random() < 0.5:
-        rgb, sparse = rgb[..., ::-1], sparse[..., ::-1]
-        gt = gt[..., ::-1] if gt is not None else None
-        K = K.copy()
-        K[0, 2] = (cw - 1) - K[0, 2]
-    return rgb, sparse, gt, K
+MIRROR = np.diag([-1.0, 1.0, 1.0, 1.0])   # x -> -x: a camera frame seen in a mirrored image
+
+
+@dataclass(frozen=True)
+class View:
+    """A training sample's window of a network-scale frame (``top``, ``left``, ``height`` x ``width``),
+    mirrored left-right when ``flip``: the same view applies to the frame's neighbours."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    flip: bool
+
+    @staticmethod
+    def draw(shape: tuple[int, int], crop: tuple[int, int], rng: np.random.Generator) -> "View":
+        h, w = shape
+        ch, cw = min(crop[0], h), min(crop[1], w)
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        return View(top, left, ch, cw, bool(rng.random() < 0.5))
+
+    def image(self, array: np.ndarray) -> np.ndarray:
+        """The view of an ``(..., h, w)`` array."""
+        out = array[..., self.top:self.top + self.height, self.left:self.left + self.width]
+        return out[..., ::-1] if self.flip else out
+
+    def K(self, K: np.ndarray) -> np.ndarray:
+        out = crop_intrinsics(K, self.top, self.left)
+        if self.flip:
+            out[0, 2] = (self.width - 1) - out[0, 2]
+        return out
+
+    def pose(self, T: np.ndarray) -> np.ndarray:
+        """A relative camera pose as the mirrored cameras see it: ``M T M`` with M = diag(-1, 1, 1, 1)
+        (x translation and the rotations about y and z change sign)."""
+        return MIRROR @ T @ MIRROR if self.flip else T
 
 
 def make_batch(real: list[NetFrame], synthetic: list[NetFrame], cfg: AdaptConfig, step: int
                ) -> dict[str, torch.Tensor]:
-    """The batch of ``step``: a function of ``(cfg.seed, step)`` only (exact resumes)."""
+    """The batch of ``step``: a function of ``(cfg.seed, step)`` only (exact resumes). With
+    ``cfg.photometric`` also ``sources`` (B x 2 x 3 x h x w: the previous and next frame in the sample's
+    view, zero where there is none), ``source_from_target`` (B x 2 x 4 x 4), ``has_source`` (B x 2) and ``K``."""
     rng = np.random.default_rng([cfg.seed, step])
-    rgbs, inputs, targets, is_synth = [], [], [], []
+    rgbs, inputs, targets, is_synth, Ks, sources, poses, has = [], [], [], [], [], [], [], []
     crop = (cfg.crop[0], cfg.crop[1])
     for _ in range(cfg.batch_size):
         synth = bool(synthetic) and rng.random() < cfg.synthetic_ratio
         pool = synthetic if synth else real
-        rgb, sparse, gt, K = _crop_flip(pool[int(rng.integers(len(pool)))], crop, rng)
+        frame = pool[int(rng.integers(len(pool)))]
+        view = View.draw(frame.sparse.shape, crop, rng)
+        rgb, sparse, K = view.image(frame.rgb), view.image(frame.sparse), view.K(frame.K)
         if synth:
-            inp, target = sparse, gt
+            inp, target = sparse, view.image(frame.gt)
         else:
             inp, target = holdout_split(sparse, K, rng)
+        if cfg.photometric > 0:
+            pairs = [] if synth else frame.neighbours[:2]
+            sources.append(np.stack([view.image(real[i].rgb) for i, _ in pairs]
+                                    + [np.zeros_like(rgb)] * (2 - len(pairs))))
+            poses.append(np.stack([view.pose(T) for _, T in pairs] + [np.eye(4)] * (2 - len(pairs))))
+            has.append([True] * len(pairs) + [False] * (2 - len(pairs)))
+        Ks.append(K)
         rgbs.append(np.ascontiguousarray(rgb))
         inputs.append(np.ascontiguousarray(inp))
         targets.append(np.ascontiguousarray(target))
         is_synth.append(synth)
     size = min(r.shape[1] for r in rgbs), min(r.shape[2] for r in rgbs)   # synthetic and real crops may differ
-    cut = lambda a: a[..., :size[0], :size[1]]  # noqa: E731
-    return {"rgb": torch.from_numpy(np.stack([cut(r) for r in rgbs])),
-            "sparse": torch.from_numpy(np.stack([cut(s) for s in inputs]))[:, None],
-            "target": torch.from_numpy(np.stack([cut(t) for t in targets]))[:, None],
-            "synthetic": torch.tensor(is_synth)}
+    cut = lambda a: np.ascontiguousarray(a[..., :size[0], :size[1]])  # noqa: E731  (K: the same top-left)
+    batch = {"rgb": torch.from_numpy(np.stack([cut(r) for r in rgbs])),
+             "sparse": torch.from_numpy(np.stack([cut(s) for s in inputs]))[:, None],
+             "target": torch.from_numpy(np.stack([cut(t) for t in targets]))[:, None],
+             "synthetic": torch.tensor(is_synth)}
+    if cfg.photometric > 0:
+        batch.update(sources=torch.from_numpy(np.stack([cut(s) for s in sources])),
+                     source_from_target=torch.from_numpy(np.stack(poses)).float(),
+                     has_source=torch.tensor(has), K=torch.from_numpy(np.stack(Ks)).float())
+    return batch
+
+
+def photometric_loss(depth: torch.Tensor, batch: dict[str, torch.Tensor], rgb_mean: torch.Tensor,
+                     rgb_std: torch.Tensor, ssim_weight: float = 0.85) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample photometric loss of ``depth`` (B x 1 x h x w) through the known neighbour poses
+    (:func:`make_batch`'s ``sources``...), 0 for a sample without neighbours; and the share of the
+    counted pixels that auto-masking left out. Monodepth2's recipe (:mod:`lumde_depth.distill.selfsup`):
+    ``0.85 (1 - SSIM) / 2 + 0.15 L1`` on the images in [0, 1] (un-normalised with the model's
+    ``rgb_mean`` / ``rgb_std``), the per-pixel minimum over the neighbours, pixels a neighbour does not
+    see left to the other one, and auto-masking of pixels the unwarped neighbour already matches."""
+    target = batch["rgb"] * rgb_std + rgb_mean
+    sources = batch["sources"] * rgb_std + rgb_mean
+    present = batch["has_source"][:, :, None, None]
+    warped, inside = warp_sources(sources, depth.clamp_min(0.1), batch["source_from_target"], batch["K"])
+    inf = torch.tensor(float("inf"), device=depth.device)
+    reprojection = torch.where(inside & present, photometric_errors(target, warped, ssim_weight), inf)
+    identity = torch.where(present, photometric_errors(target, sources, ssim_weight), inf)
+    best, automasked = min_reprojection(reprojection, identity)
+    counted = torch.isfinite(best)
+    per_sample = torch.where(counted, best, 0.0).flatten(1).sum(1) / counted.flatten(1).sum(1).clamp_min(1)
+    share = (automasked & counted).sum() / counted.sum().clamp_min(1)
+    return per_sample, share.detach()
 
 
 # ---------------------------------------------------------------------- scoring
@@ -265,6 +337,17 @@ def adapt(recording: Recording, out: str | Path, *, model: str | Path | None = N
     log(f"lumde adapt: {len(train_set)} frames of {recording.name} to adapt on, "
         + (f"{len(eval_set)} held-out frames ({eval_set.name}) to score on" if eval_set else "not scored")
         + f"; network input {size[1]}x{size[0]}, depth range {lo:g}-{hi:g} m")
+    posed = sum(bool(f.neighbours) for f in real)
+    if cfg.photometric > 0:
+        if not posed:
+            raise ValueError(
+                f"photometric={cfg.photometric:g} needs camera poses, but no frame of {train_set.name} has a "
+                "neighbouring frame of the same camera with a known pose (KITTI raw drives give poses through "
+                "oxts/ and calib_imu_to_velo.txt, DDAD scenes through their scene json; bags and image folders "
+                "carry none): adapt with photometric=0 (--set photometric=0), or on a recording with poses")
+        log(f"lumde adapt: photometric term (weight {cfg.photometric:g}) on {posed} of {len(real)} frames"
+            + (f"; {len(real) - posed} frame(s) have no neighbour with a known camera pose and get none"
+               if posed < len(real) else ""))
     synthetic = _synthetic_frames(cfg, source_meta) if cfg.synthetic_ratio > 0 else []
 
     before = _score_before(source, net, meta, eval_set, cfg, device) if eval_set else {}
@@ -281,6 +364,8 @@ def adapt(recording: Recording, out: str | Path, *, model: str | Path | None = N
     metrics_log = MetricsLog(out, resume_step=step)
     t0 = time.perf_counter() - elapsed
     bar = tqdm(total=cfg.steps, initial=step, desc="lumde adapt", disable=not cfg.progress, dynamic_ncols=True)
+    rgb_mean, rgb_std = (torch.tensor(meta.get(key, default), dtype=torch.float32, device=device).view(1, 3, 1, 1)
+                         for key, default in (("rgb_mean", (0.0, 0.0, 0.0)), ("rgb_std", (1.0, 1.0, 1.0))))
     while step < cfg.steps:
         lr = cfg.lr * (1.0 - step / cfg.steps) ** 0.9
         for group in optimizer.param_groups:
@@ -289,6 +374,11 @@ def adapt(recording: Recording, out: str | Path, *, model: str | Path | None = N
         pred = net(batch["rgb"], batch["sparse"])["depth"].clamp(lo, hi)
         per_sample = point_loss(pred, batch["target"].clamp(max=hi), cfg.loss)
         loss = per_sample.mean()
+        if cfg.photometric > 0:
+            photo, automasked = photometric_loss(pred, batch, rgb_mean, rgb_std)
+            with_sources = batch["has_source"].any(1)
+            photo = photo.sum() / with_sources.sum().clamp_min(1)
+            loss = loss + cfg.photometric * photo
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower --lr")
         optimizer.zero_grad(set_to_none=True)
@@ -302,10 +392,15 @@ def adapt(recording: Recording, out: str | Path, *, model: str | Path | None = N
             row = {"step": step, "lr": lr, "loss": float(loss.detach()), "time_s": time.perf_counter() - t0,
                    "loss_real": float(per_sample[~synth].mean()) if (~synth).any() else float("nan"),
                    "loss_synthetic": float(per_sample[synth].mean()) if synth.any() else float("nan")}
+            photometric = ""
+            if cfg.photometric > 0:
+                row.update(photometric=float(photo.detach()) if with_sources.any() else float("nan"),
+                           automasked=float(automasked) if with_sources.any() else float("nan"))
+                photometric = f", photometric {row['photometric']:.4g} ({row['automasked']:.0%} auto-masked)"
             metrics_log.write("train", row)
             bar.set_postfix(loss=f"{row['loss']:.3g}")
             log(f"lumde adapt: step {step}/{cfg.steps} loss {row['loss']:.4g} (real {row['loss_real']:.4g}, "
-                f"synthetic {row['loss_synthetic']:.4g}) lr {lr:.3g}, {row['time_s']:.0f} s")
+                f"synthetic {row['loss_synthetic']:.4g}{photometric}) lr {lr:.3g}, {row['time_s']:.0f} s")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             ckpt.save_checkpoint(out, {"step": step, "elapsed": time.perf_counter() - t0,
                                        "model": net.state_dict(), "optimizer": optimizer.state_dict(),
@@ -316,9 +411,9 @@ def adapt(recording: Recording, out: str | Path, *, model: str | Path | None = N
     after = score({"after": completer_for(net, meta, device)}, eval_set.frames(), cfg.seed, cfg.eval_draws,
                   cfg.progress) if eval_set else {}
     _print_scores("after", after, log)
-    report = _report(cfg, source, recording, train_set, eval_set, meta, before, after, step)
+    report = _report(cfg, source, recording, train_set, eval_set, meta, before, after, step, posed)
     meta["adapted"] = {k: report[k] for k in ("source_model", "recording", "train_frames", "eval_frames", "steps",
-                                              "synthetic_ratio", "before", "after", "rmse_reduction")}
+                                              "synthetic_ratio", "photometric", "before", "after", "rmse_reduction")}
     meta["trained_on"] = f"lumde adapt:{recording.name}"
     model_path = save_model(out / "model.pt", net, meta)
     (out / "report.json").write_text(json.dumps(report, indent=2))
@@ -349,9 +444,10 @@ def _check_completion(net: torch.nn.Module, path: Path) -> None:
 
 def _network_frames(net: torch.nn.Module, meta: dict[str, Any], size: tuple[int, int], recording: Recording,
                     progress: bool) -> tuple[list[NetFrame], np.ndarray]:
-    """Every frame at the network's input scale (as the node prepares it), and a sample of LiDAR depths."""
+    """Every frame at the network's input scale (as the node prepares it), with its posed neighbours
+    (:func:`pose_neighbours`), and a sample of LiDAR depths."""
     completer = completer_for(net, {**meta, "input_size": list(size)})
-    frames, depths = [], []
+    frames, depths, cameras, poses = [], [], [], []
     for frame in tqdm(recording.frames(), total=len(recording), desc="reading frames", unit="frame",
                       disable=not progress):
         _check_depths(frame)
@@ -359,7 +455,29 @@ def _network_frames(net: torch.nn.Module, meta: dict[str, Any], size: tuple[int,
         K = completer.network_K(frame.K, *frame.rgb.shape[:2])
         frames.append(NetFrame(inputs["rgb"][0], inputs["sparse"][0, 0], K))
         depths.append(frame.depth[frame.depth > 0])
+        cameras.append((frame.scene, frame.camera, frame.rgb.shape))
+        poses.append(frame.T_world_cam)
+    for frame, neighbours in zip(frames, pose_neighbours(cameras, poses)):
+        frame.neighbours = neighbours
     return frames, np.concatenate(depths)
+
+
+def pose_neighbours(cameras: list[tuple[Any, ...]], poses: list[np.ndarray | None]
+                    ) -> list[list[tuple[int, np.ndarray]]]:
+    """For each frame of a recording (in time order), the previous and the next frame of the same camera
+    (equal ``cameras`` keys: scene, camera, image size) when both frames have a pose ``T_world_cam``:
+    ``(index, T_neighbour_frame)``, the relative pose taking the frame's points into the neighbour's."""
+    out: list[list[tuple[int, np.ndarray]]] = [[] for _ in cameras]
+    last: dict[tuple[Any, ...], int] = {}
+    for index, key in enumerate(cameras):
+        previous = last.get(key)
+        last[key] = index
+        if previous is None or poses[index] is None or poses[previous] is None:
+            continue
+        T_prev_this = np.linalg.inv(poses[previous]) @ poses[index]
+        out[index].append((previous, T_prev_this))
+        out[previous].append((index, np.linalg.inv(T_prev_this)))
+    return out
 
 
 def _synthetic_frames(cfg: AdaptConfig, meta: dict[str, Any]) -> list[NetFrame]:
@@ -397,13 +515,14 @@ def _print_scores(title: str, scores: dict[str, dict[str, float]], log: Callable
 
 def _report(cfg: AdaptConfig, source: Path, recording: Recording, train_set: Recording, eval_set: Recording | None,
             meta: dict[str, Any], before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
-            step: int) -> dict[str, Any]:
+            step: int, posed: int) -> dict[str, Any]:
     reduction = 1.0 - after["after"]["rmse"] / before["before"]["rmse"] if eval_set else None
     return {"source_model": str(source), "recording": recording.name, "train_frames": len(train_set),
             "eval_frames": len(eval_set) if eval_set else 0, "eval_set": eval_set.name if eval_set else None,
             "steps": step,
             "input_size": meta["input_size"], "depth_range": meta["depth_range"],
-            "synthetic_ratio": cfg.synthetic_ratio, "protocol": f"{int(EVAL_HOLDOUT * 100)} % of each held-out frame's "
+            "synthetic_ratio": cfg.synthetic_ratio, "photometric": cfg.photometric,
+            "photometric_frames": posed if cfg.photometric > 0 else 0, "protocol": f"{int(EVAL_HOLDOUT * 100)} % of each held-out frame's "
             f"LiDAR points held out of the input as ground truth, {cfg.eval_draws} draw(s) per frame; KITTI metrics",
             "before": before, "after": after, "rmse_reduction": reduction,
             "config": to_dict(cfg)}
@@ -426,7 +545,10 @@ def _report_md(report: dict[str, Any]) -> str:
         f"- source model: `{report['source_model']}`",
         f"- recording: `{report['recording']}`: adapted on {report['train_frames']} frames, scored on "
         f"{report['eval_frames']} other frames ({report['eval_set']})",
-        f"- {report['steps']} steps, synthetic ratio {report['synthetic_ratio']}, network input {w}x{h}, "
+        f"- {report['steps']} steps, synthetic ratio {report['synthetic_ratio']}, "
+        + (f"photometric weight {report['photometric']:g} on {report['photometric_frames']} frames with posed "
+           "neighbours, " if report["photometric"] else "")
+        + f"network input {w}x{h}, "
         f"depth range {report['depth_range'][0]:g}-{report['depth_range'][1]:g} m",
         f"- protocol: {report['protocol']}",
         verdict,

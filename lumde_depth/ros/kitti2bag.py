@@ -16,7 +16,6 @@ when complete, so an error never leaves a half-written bag.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,7 +24,8 @@ import numpy as np
 
 from lumde_depth.data import depth_io
 from lumde_depth.data.depth_io import DataError
-from lumde_depth.geometry import read_kitti_raw_calib, read_kitti_text
+from lumde_depth.data.oxts import oxts_poses, read_imu_to_velo, read_oxts
+from lumde_depth.geometry import read_kitti_raw_calib
 from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError, check_new_bag, new_bag, typestore
 from lumde_depth.ros.compat import tf_transformations
@@ -38,7 +38,6 @@ CAMERAS: dict[str, tuple[str, str, int]] = {
 VELO_TOPIC, VELO_FRAME = "/kitti/velo/pointcloud", "velo_link"
 IMU_TOPIC, GPS_TOPIC, IMU_FRAME, BASE_FRAME, WORLD_FRAME = "/kitti/oxts/imu", "/kitti/oxts/gps/fix", "imu_link", \
     "base_link", "world"
-EARTH_RADIUS = 6378137.0  # metres, as pykitti / the KITTI devkit
 
 
 class Kitti2BagError(BagError):
@@ -152,49 +151,18 @@ def _read_scan(path: Path, frame: int) -> np.ndarray:
 
 def _imu_to_velo(date_dir: Path) -> np.ndarray | None:
     """``T_velo_imu`` from ``calib_imu_to_velo.txt`` (None when the file is absent)."""
-    path = date_dir / "calib_imu_to_velo.txt"
-    if not path.is_file():
-        return None
-    entries = read_kitti_text(path)
     try:
-        R = np.array(entries["R"].split(), dtype=np.float64).reshape(3, 3)
-        t = np.array(entries["T"].split(), dtype=np.float64).reshape(3)
-    except (KeyError, ValueError) as exc:
-        raise Kitti2BagError(f"{path}: needs 'R' (9 numbers) and 'T' (3 numbers): {exc}") from None
-    T = np.eye(4)
-    T[:3, :3], T[:3, 3] = R, t
-    return T
+        return read_imu_to_velo(date_dir)
+    except DataError as exc:
+        raise Kitti2BagError(str(exc)) from None
 
 
 def _read_oxts(stream: _Stream) -> np.ndarray:
     """(N, 30) oxts packets (lat, lon, alt, roll, pitch, yaw, vn, ve, vf, vl, vu, ax, ay, az, af, al, au, wx .. wu, ...)."""
-    rows = []
-    for path in stream.files:
-        values = np.array(path.read_text().split(), dtype=np.float64) if path.stat().st_size else np.zeros(0)
-        if values.size < 23:
-            raise Kitti2BagError(f"{path}: oxts packet of frame {int(path.stem)} has {values.size} values, "
-                                 f"expected 30; the file is truncated")
-        rows.append(values[:30] if values.size >= 30 else np.pad(values, (0, 30 - values.size)))
-    return np.stack(rows)
-
-
-def oxts_poses(packets: np.ndarray) -> np.ndarray:
-    """(N, 4, 4) ``T_world_imu`` of oxts packets: Mercator position relative to the first packet, R = Rz Ry Rx.
-
-    This is pykitti's ``pose_from_oxts_packet`` (scale from the first latitude).
-    """
-    lat, lon, alt, roll, pitch, yaw = (packets[:, i] for i in range(6))
-    scale = math.cos(math.radians(lat[0]))
-    t = np.stack([scale * EARTH_RADIUS * np.radians(lon),
-                  scale * EARTH_RADIUS * np.log(np.tan(np.radians(90.0 + lat) / 2.0)), alt], axis=1)
-    cr, sr, cp, sp, cy, sy = np.cos(roll), np.sin(roll), np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw)
-    R = np.empty((len(packets), 3, 3))
-    R[:, 0] = np.stack([cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr], axis=1)
-    R[:, 1] = np.stack([sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr], axis=1)
-    R[:, 2] = np.stack([-sp, cp * sr, cp * cr], axis=1)
-    T = np.tile(np.eye(4), (len(packets), 1, 1))
-    T[:, :3, :3], T[:, :3, 3] = R, t - t[0]
-    return T
+    try:
+        return read_oxts(stream.files)
+    except DataError as exc:
+        raise Kitti2BagError(str(exc)) from None
 
 
 class _Drive:
