@@ -222,7 +222,7 @@ def test_frame_messages_builds_only_the_topics_asked_for(store):
     copying); without ``topics`` every output the result holds is built, 0 depth as NaN."""
     from lumde_depth.ros.pipeline import FrameResult
     depth = np.array([[0.0, 2.5], [7.0, 0.0]], np.float32)
-    result = FrameResult(sparse=np.array([[0.0, 2.0], [0.0, 0.0]], np.float32), depth=depth, cloud=None,
+    result = FrameResult(sparse=np.array([[0.0, 2.0], [0.0, 0.0]], np.float32), depth=depth,
                          colored=np.zeros((2, 2, 3), np.uint8), K=np.eye(3), confidence=np.full((2, 2), 0.5, np.float32))
     header = C.make_header(5, "cam", store)
     info = C.make_camera_info(header, 2, 2, K=np.eye(3), typestore=store)

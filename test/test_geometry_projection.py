@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lumde_depth.geometry import backproject, project_points, project_to_pixels, splat_nearest
+from lumde_depth.geometry import backproject, pixel_indices, project_points, project_to_pixels, splat_nearest
 
 K = np.array([[100.0, 0.0, 32.0], [0.0, 100.0, 24.0], [0.0, 0.0, 1.0]])
 W, H = 64, 48
@@ -125,3 +125,14 @@ def test_float32_prefilter_keeps_points_at_image_border_and_min_depth():
     depth = project_points(pts, np.eye(4), K, W, H)
     assert depth[0, 0] > 0 and depth[H - 1, W - 1] > 0 and depth[H - 1, 5] > 0 and depth[24, 32] > 0
     assert np.count_nonzero(depth) == 4  # u = -0.51 is outside
+
+
+def test_pixel_indices_are_numpys_nonzero_of_a_2d_mask():
+    mask = np.random.default_rng(3).random((37, 53)) < 0.05
+    rows, cols = pixel_indices(mask)
+    expected = np.nonzero(mask)
+    np.testing.assert_array_equal(rows, expected[0])
+    np.testing.assert_array_equal(cols, expected[1])
+    assert [a.size for a in pixel_indices(np.zeros((4, 5), bool))] == [0, 0]
+    with pytest.raises(ValueError, match="2-D"):
+        pixel_indices(np.zeros(5, bool))

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from lumde_depth.models import build
-from lumde_depth.models.fill import edge_aware_upsample, lidar_align, lidar_snap, nearest_surface_fill, pull_push
+from lumde_depth.models.fill import (
+    edge_aware_upsample,
+    lidar_align,
+    lidar_snap,
+    nearest_surface_fill,
+    pull_push,
+    pull_push_at,
+)
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -48,6 +55,19 @@ def test_pull_push_is_exact_at_unit_weights_and_keeps_constants():
     constant = pull_push(torch.full(weights.shape, 3.0), torch.from_numpy(weights))
     np.testing.assert_allclose(constant.numpy(), 3.0, rtol=1e-5)
     assert not pull_push(torch.ones(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)).any()
+
+
+@pytest.mark.parametrize("size", [(2, 1, 37, 53), (1, 1, 38, 52), (1, 1, 1, 9), (1, 1, 5, 1)])
+@pytest.mark.parametrize("full_weight", [1.0, 4.0])
+def test_pull_push_at_the_samples_is_the_dense_pull_push(size, full_weight):
+    """lidar_align's sparse pull-push (summed from the samples, blended only at them) is the dense one, odd
+    sizes (the pooling's doubled last row / column), batches and degenerate one-pixel-wide fields included."""
+    rng = np.random.default_rng(1)
+    weights = torch.from_numpy(((rng.random(size) < 0.08) * rng.choice([1.0, 4.0], size)).astype(np.float32))
+    values = torch.from_numpy(rng.uniform(-1, 1, size).astype(np.float32))
+    index = torch.nonzero(weights.reshape(-1) > 0).squeeze(1)
+    sparse = pull_push_at(index, values.reshape(-1)[index], weights.reshape(-1)[index], size, full_weight)
+    np.testing.assert_allclose(sparse.numpy(), pull_push(values, weights, full_weight).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_pull_push_full_weight_smooths_single_samples():

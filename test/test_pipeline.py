@@ -8,6 +8,7 @@ from PIL import Image
 from lumde_depth.geometry import backproject, project_points, read_kitti_object_calib, unpack_rgb
 from lumde_depth.inference import DepthCompleter
 from lumde_depth.ros.pipeline import DepthPipeline, FrameError
+from lumde_depth.ros import convert
 from lumde_depth.data.depth_io import read_velodyne_bin
 
 P = np.array([[120.0, 0.0, 79.5, 0.0], [0.0, 120.0, 47.5, 0.0], [0.0, 0.0, 1.0, 0.0]])
@@ -71,6 +72,18 @@ def test_only_the_wanted_outputs_are_made(classical):
     np.testing.assert_array_equal(bare.depth, full.depth)
     only_cloud = pipeline.process(rgb, P, points, T, outputs={"depth/points"})
     assert only_cloud.colored is None and only_cloud.cloud.shape == full.cloud.shape
+
+
+def test_the_depth_image_message_is_built_before_the_cloud(classical):
+    """The node publishes each output message as soon as it is built: the depth image goes out before the
+    cloud (the costliest output) is even computed, so depth/image subscribers do not wait for it."""
+    rgb, points = _scene()
+    result = DepthPipeline(classical, max_depth=80.0).process(rgb, P, points, T)
+    header = convert.make_header(7, "cam")
+    info = convert.make_camera_info(header, rgb.shape[1], rgb.shape[0], K=P[:, :3])
+    messages = convert.iter_frame_messages(result, header, info, topics={"depth/image", "depth/points"})
+    assert next(messages)[0] == "depth/image" and "cloud" not in result.timings
+    assert [topic for topic, _msg in messages] == ["depth/points"] and "cloud" in result.timings
 
 
 def test_confidence_output_and_min_confidence_blank_depth_and_cloud(classical):
@@ -340,7 +353,8 @@ def test_a_rig_converts_the_cloud_once_and_runs_the_network_once(tmp_path, monke
         lidar = result.sparse > 0
         assert lidar.sum() > 100
         assert np.median(np.abs(result.depth[lidar] - result.sparse[lidar]) / result.sparse[lidar]) < 0.02
-        assert {"project", "complete", "support", "cloud", "total"} <= set(result.timings)
+        assert {"project", "complete", "support", "total"} <= set(result.timings)
+        assert result.cloud is not None and "cloud" in result.timings   # built on first use
     # an error of the caller's done (e.g. publishing) is its own, not the cameras' bad input
     def broken(index, result):
         raise ValueError("publisher broke")

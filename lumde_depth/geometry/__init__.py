@@ -26,7 +26,13 @@ from lumde_depth.geometry.intrinsics import (
     resize_sparse_depth,
     scale_intrinsics,
 )
-from lumde_depth.geometry.projection import intrinsic_matrix, project_points, project_to_pixels, splat_nearest
+from lumde_depth.geometry.projection import (
+    intrinsic_matrix,
+    pixel_indices,
+    project_points,
+    project_to_pixels,
+    splat_nearest,
+)
 from lumde_depth.geometry.rectify import Rectifier, rectify_map
 
 __all__ = [
@@ -37,5 +43,5 @@ __all__ = [
     "XYZRGB", "backproject", "organized_cloud", "pack_rgb", "unpack_rgb",
     "bottom_center_box", "crop", "crop_intrinsics", "resize_dense_depth", "resize_image", "resize_sparse_depth",
     "scale_intrinsics",
-    "intrinsic_matrix", "project_points", "project_to_pixels", "splat_nearest",
+    "intrinsic_matrix", "pixel_indices", "project_points", "project_to_pixels", "splat_nearest",
 ]

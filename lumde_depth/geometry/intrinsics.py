@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from lumde_depth.geometry.projection import intrinsic_matrix, splat_nearest
+from lumde_depth.geometry.projection import intrinsic_matrix, pixel_indices, splat_nearest
 
 
 def _camera(K: np.ndarray) -> np.ndarray:
@@ -89,7 +89,7 @@ def resize_sparse_depth(depth: np.ndarray, K: np.ndarray, size: tuple[int, int])
     if depth.ndim != 2:
         raise ValueError(f"depth must be (H, W), got shape {depth.shape}")
     height, width = _check_size(size)
-    rows, cols = np.nonzero(depth > 0)
+    rows, cols = pixel_indices(depth > 0)
     new_rows = np.minimum(((rows + 0.5) * (height / H)).astype(np.int64), height - 1)
     new_cols = np.minimum(((cols + 0.5) * (width / W)).astype(np.int64), width - 1)
     out = splat_nearest(new_rows, new_cols, depth[rows, cols], height, width)

@@ -26,6 +26,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
+from lumde_depth.geometry.projection import pixel_indices
+
 DENSITY_FACTOR = 2.0   # pixels within this many ring spacings of a LiDAR pixel are supported at any depth
 
 
@@ -41,7 +43,7 @@ class LidarCoverage:
     def __init__(self, sparse: np.ndarray) -> None:
         self.hit = np.asarray(sparse) > 0
         height, width = self.hit.shape
-        self.rows, self.cols = np.nonzero(self.hit)   # sorted by row, then column
+        self.rows, self.cols = pixel_indices(self.hit)   # sorted by row, then column
         count = np.bincount(self.cols, minlength=width)
         # per column the first / last row: with repeated indices the last assignment wins
         self.top = np.full(width, height, np.int64)

@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -60,15 +62,57 @@ def pull_push(values: torch.Tensor, weights: torch.Tensor, full_weight: float = 
     sample); 0 where a frame has no weight at all. With ``full_weight`` 1 the field is exact at
     every sample; above 1, a cell blends its own mean with the coarser level's until it holds that
     much weight, which smooths noisy samples."""
-    sums, mass = [values * weights], [weights]
+    return _pull_push_sums(values * weights, weights, full_weight)
+
+
+def _pull_push_sums(sums: torch.Tensor, mass: torch.Tensor, full_weight: float) -> torch.Tensor:
+    """:func:`pull_push` of the weighted values ``sums`` and their weights ``mass``."""
+    sums, mass = [sums], [mass]
     while min(sums[-1].shape[-2:]) > 1:
         sums.append(4 * F.avg_pool2d(sums[-1], 2, ceil_mode=True))
         mass.append(4 * F.avg_pool2d(mass[-1], 2, ceil_mode=True))
     field = sums[-1] / mass[-1].clamp_min(1e-12)
     for s, m in zip(reversed(sums[:-1]), reversed(mass[:-1])):
-        coarse = F.interpolate(field, size=s.shape[-2:], mode="bilinear", align_corners=False)
-        confidence = (m / full_weight).clamp(max=1.0)
-        field = confidence * (s / m.clamp_min(1e-12)) + (1 - confidence) * coarse
+        field = _push(field, s, m, full_weight)
+    return field
+
+
+def _push(coarse: torch.Tensor, sums: torch.Tensor, mass: torch.Tensor, full_weight: float) -> torch.Tensor:
+    """One level of the push: a cell's own mean where it holds ``full_weight``, blended with the upsampled
+    ``coarse`` field in proportion below that (``sums`` / ``mass`` of the level: same shape, or the samples
+    of one level as 1-D tensors with ``coarse`` already gathered at them)."""
+    if coarse.shape != sums.shape:
+        coarse = F.interpolate(coarse, size=sums.shape[-2:], mode="bilinear", align_corners=False)
+    confidence = (mass / full_weight).clamp(max=1.0)
+    return confidence * (sums / mass.clamp_min(1e-12)) + (1 - confidence) * coarse
+
+
+def pull_push_at(index: torch.Tensor, values: torch.Tensor, weights: torch.Tensor, size: tuple[int, ...],
+                 full_weight: float = 1.0) -> torch.Tensor:
+    """:func:`pull_push` of samples given by their flat ``index`` into a ``size`` ``(B, C, H, W)`` field (unique,
+    e.g. from ``torch.nonzero``), with ``values`` and ``weights`` ``> 0`` at them: the same field (to float
+    rounding), several times faster when the samples are sparse, as a projected LiDAR is (4 % of the pixels):
+    the finest level is summed from the samples and blended only at them, instead of over every pixel.
+    Not for ONNX export (:func:`pull_push` is)."""
+    height, width = size[-2:]
+    if min(height, width) < 2:
+        dense = values.new_zeros(size).reshape(-1)
+        return pull_push(dense.index_put((index,), values).reshape(size),
+                         dense.index_put((index,), weights).reshape(size), full_weight)
+    half = (-(-height // 2), -(-width // 2))
+    plane, pixel = index // (height * width), index % (height * width)
+    row, col = pixel // width, pixel % width
+    # the level above as F.avg_pool2d(ceil_mode=True) * 4 gives it: an odd last row / column is counted twice
+    edge = (1 + ((row == height - 1) & (height % 2 == 1)).to(values.dtype)) * \
+           (1 + ((col == width - 1) & (width % 2 == 1)).to(values.dtype))
+    cell = plane * (half[0] * half[1]) + (row // 2) * half[1] + col // 2
+    coarse_size = (*size[:-2], *half)
+    sums = values.new_zeros(coarse_size).reshape(-1).index_add_(0, cell, values * weights * edge)
+    mass = values.new_zeros(coarse_size).reshape(-1).index_add_(0, cell, weights * edge)
+    coarse = _pull_push_sums(sums.reshape(coarse_size), mass.reshape(coarse_size), full_weight)
+    field = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    flat = field.reshape(-1)
+    flat[index] = _push(flat[index], values * weights, weights, full_weight)
     return field
 
 
@@ -86,10 +130,14 @@ def lidar_align(depth: torch.Tensor, sparse: torch.Tensor, full_weight: float = 
     the depth meets them exactly. The network knows nothing beyond its range (its depth is clipped
     there), so the LiDAR alone carries it; on the real DDAD frames this halves the error at held-out
     points beyond 90 m (median 24 % -> 13 %) and lowers the RMSE by 4 %."""
-    valid = ((sparse > 0) & (depth > 0)).to(depth.dtype)
-    ratio = torch.log(sparse.clamp_min(1e-3) / depth.clamp_min(1e-3)) * valid
-    weight = valid * torch.where(sparse > trust_beyond, full_weight, 1.0) if trust_beyond < float("inf") else valid
-    return depth * torch.exp(pull_push(ratio, weight, full_weight))
+    index = torch.nonzero(sparse.reshape(-1) > 0).squeeze(1)
+    at = depth.reshape(-1)[index]
+    index, points, at = index[at > 0], sparse.reshape(-1)[index][at > 0], at[at > 0]
+    if index.numel() == 0:
+        return depth
+    ratio = torch.log(points.clamp_min(1e-3) / at.clamp_min(1e-3))
+    weight = torch.where(points > trust_beyond, full_weight, 1.0).to(depth.dtype)
+    return depth * torch.exp(pull_push_at(index, ratio, weight, tuple(depth.shape), full_weight))
 
 
 EDGE_JUMP = 0.1
@@ -105,7 +153,9 @@ def edge_aware_upsample(depth: torch.Tensor, size: tuple[int, int], jump: float 
     Pixel centres follow ``align_corners=False`` (``nearest-exact``)."""
     smooth = F.interpolate(depth, size=size, mode="bilinear", align_corners=False)
     nearest = F.interpolate(depth, size=size, mode="nearest-exact")
-    edge = (torch.log(smooth.clamp_min(1e-3)) - torch.log(nearest.clamp_min(1e-3))).abs() > jump
+    # |log(smooth / nearest)| > jump, as ratios: no logarithm of every pixel
+    ratio = smooth.clamp_min(1e-3) / nearest.clamp_min(1e-3)
+    edge = (ratio > math.exp(jump)) | (ratio < math.exp(-jump))
     return torch.where(edge, nearest, smooth)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from lumde_depth.data.recording import Recording
 from lumde_depth.data.rig_frame import RigFrame
-from lumde_depth.geometry import CameraModel
+from lumde_depth.geometry import CameraModel, pixel_indices
 from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError
 from lumde_depth.ros.bag_process import StaticTransforms, choose_inputs, set_inputs, synchronizer
@@ -92,7 +92,7 @@ def bag_recording(bag: str | Path, *, image_topic: str | None = None, info_topic
                     log(f"lumde adapt: {path.name}: frame at {convert.stamp_to_ns(image.header.stamp)} ns skipped "
                         f"({exc.kind}): {exc}")
                     continue
-                rows, cols = np.nonzero(sparse)
+                rows, cols = pixel_indices(sparse > 0)
                 stamp = convert.stamp_to_ns(image.header.stamp)
                 frames.append((rgb, camera, np.stack([rows, cols]).astype(np.int32), sparse[rows, cols],
                                path.name, inputs[0], stamp))

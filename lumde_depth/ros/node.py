@@ -3,7 +3,10 @@
 Threads: the executor runs the subscription callbacks, which only count and hand each synchronized
 set to a one-slot mailbox (a newer set replaces an unprocessed one, and the replaced set is counted
 as dropped), so callbacks never block and nothing queues up. A worker thread takes the newest set,
-converts the messages, runs :class:`~lumde_depth.ros.pipeline.DepthPipeline` and publishes. A bad
+converts the messages, runs :class:`~lumde_depth.ros.pipeline.DepthPipeline` and publishes the depth image;
+the organized cloud (the costliest output: built from the depth, 16 bytes a pixel, sent) is built and published
+on a second thread while the worker goes on with the next set (it waits only if that cloud thread is still
+busy with the previous frame's cloud, so no cloud is dropped for it). A bad
 frame is logged (throttled per kind), counted in ``/diagnostics`` and skipped. Messages the synchronizer
 never puts into a set are counted there too (:mod:`lumde_depth.ros.sync`), so every message is accounted for.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 import time
 import traceback
 from typing import Any
@@ -70,6 +74,8 @@ class DepthNode(Node):
         self._cond = threading.Condition()
         self._running = True
         self._worker: threading.Thread | None = None
+        self._cloud_thread = ThreadPoolExecutor(1, thread_name_prefix="lumde_depth_cloud")
+        self._cloud_job: Future | None = None
         self._idle_since: float | None = time.monotonic()   # None while the worker processes a set
         self._heap = FrameHeap()   # oversized frames' arrays mapped on their own (ros.heap)
         self.frame_pool: FramePool | None = None
@@ -367,9 +373,11 @@ class DepthNode(Node):
                 self._idle_since = None
             image_bytes = len(getattr(item[0], "data", b"")) if len(item) > 1 else \
                 sum(len(image.data) for image, _info in item[0].sets.values())
-            with self._heap.frame(image_bytes):
+            with self._heap.frame(image_bytes) as oversized:
                 try:
                     self._process(*item) if len(item) > 1 else self._process_sweep(*item)
+                    if oversized:   # its cloud, too, is built while the frame's arrays are mapped on their own
+                        self._cloud_done()
                 except FrameError as exc:
                     self._refuse(exc)
                 except Exception as exc:   # a bug must not kill the node: log it, count it, go on
@@ -396,7 +404,7 @@ class DepthNode(Node):
         t1 = time.perf_counter()
         wanted = self._wanted()
         result = pipeline.process(rgb, camera, xyz, T, outputs=wanted)
-        self._publish(camera_name, result, image_msg, info_msg, anomaly, t1 - t0, wanted)
+        self._publish(camera_name, result, image_msg, info_msg, anomaly, t1 - t0, wanted, cloud_thread=True)
         self.stats.state = "completion" if points_msg is not None else "camera-only (monocular)"
 
     def _process_sweep(self, sweep: Sweep) -> None:
@@ -456,21 +464,54 @@ class DepthNode(Node):
                 if (pub := self.outputs.get(f"{_ns(camera)}{base}")) is not None and pub.get_subscription_count()}
 
     def _publish(self, camera: str, result: Any, image_msg: Any, info_msg: Any, anomaly: str | None,
-                 convert_in_s: float, wanted: set[str]) -> None:
+                 convert_in_s: float, wanted: set[str], cloud_thread: bool = False) -> None:
         """Publish one camera's outputs that somebody subscribes to (``wanted``) and count them (thread-safe:
-        a rig's cameras publish from their pool threads)."""
+        a rig's cameras publish from their pool threads). With ``cloud_thread`` the cloud is built and published
+        on the node's cloud thread, after the previous frame's cloud there (the worker waits for that one)."""
         t2 = time.perf_counter()
-        for topic, msg in convert.frame_messages(result, image_msg.header, info_msg, topics=wanted).items():
-            publisher = self.outputs.get(f"{_ns(camera)}{topic}")   # read once: a parameter change may disable it
-            if publisher is not None:
-                publisher.publish(msg)
-        t3 = time.perf_counter()
-        stamp_ns = convert.stamp_to_ns(image_msg.header.stamp)
+        header = image_msg.header
+        later = {"depth/points"} & wanted if cloud_thread else set()
+        self._send(camera, convert.iter_frame_messages(result, header, info_msg, topics=wanted - later))
+        stamp_ns = convert.stamp_to_ns(header.stamp)
         latency_ms = None if anomaly else (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
         if anomaly:
             self.stats.stamp_anomaly(anomaly)
-        self.stats.published(latency_ms, {**result.timings, "convert_in": 1e3 * convert_in_s,
-                                          "convert_out": 1e3 * (t3 - t2)})
+        convert_out_ms = 1e3 * (time.perf_counter() - t2)
+
+        def count(cloud_ms: float = 0.0) -> None:
+            self.stats.published(latency_ms, {**result.timings, "convert_in": 1e3 * convert_in_s,
+                                              "convert_out": convert_out_ms + cloud_ms})
+
+        if not later:
+            count()
+            return
+
+        def send_cloud() -> None:
+            t4 = time.perf_counter()
+            try:
+                self._send(camera, convert.iter_frame_messages(result, header, info_msg, topics=later))
+            except Exception as exc:   # as the worker does: a bug must not go unseen, nor stop the node
+                if not self.context.ok():
+                    return   # shutting down while the cloud was being published
+                self.stats.error("internal", f"cloud failed: {exc!r}")
+                self._warn("internal", f"cloud failed: {exc!r}\n{traceback.format_exc()}")
+                return
+            count(1e3 * (time.perf_counter() - t4) - result.timings.get("cloud", 0.0))
+
+        self._cloud_done()
+        self._cloud_job = self._cloud_thread.submit(send_cloud)
+
+    def _cloud_done(self) -> None:
+        """Wait until the cloud thread has published the last cloud handed to it."""
+        if self._cloud_job is not None:
+            self._cloud_job.result()
+
+    def _send(self, camera: str, messages: Any) -> None:
+        """Publish ``(relative topic, message)`` pairs on ``camera``'s outputs, each as soon as it is built."""
+        for topic, msg in messages:
+            publisher = self.outputs.get(f"{_ns(camera)}{topic}")   # read once: a parameter change may disable it
+            if publisher is not None:
+                publisher.publish(msg)
 
     def _check_stamp(self, stamp_ns: int, camera: str = "") -> str | None:
         """Refuse a set older, or further in the future, than ``max_stamp_age`` (when > 0); otherwise return
@@ -556,6 +597,7 @@ class DepthNode(Node):
             self._cond.notify()
         if self._worker is not None:
             self._worker.join(timeout=5.0)
+        self._cloud_thread.shutdown(wait=True)
         if self.frame_pool is not None:
             self.frame_pool.close()
         super().destroy_node()

@@ -21,6 +21,7 @@ message that names the problem and the fix; callers count, log and go on with th
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -55,7 +56,6 @@ class FrameResult:
 
     sparse: np.ndarray | None        # (H, W) float32 metres, projected LiDAR (None in monocular mode)
     depth: np.ndarray                # (H, W) float32 metres, 0 where no depth or not supported (as published)
-    cloud: np.ndarray | None         # (H/d, W/d) geometry.XYZRGB organized cloud, optical frame, NaN invalid
     colored: np.ndarray | None       # (H, W, 3) uint8 colour-mapped depth, when asked for
     K: np.ndarray                    # 3x3 matrix of the output images (P's block; the raw K of a distorted camera)
     timings: dict[str, float] = field(default_factory=dict)   # milliseconds per stage
@@ -63,6 +63,19 @@ class FrameResult:
     support: np.ndarray | None = None  # (H, W) bool, True where supported (None: not masked)
     confidence: np.ndarray | None = None   # (H, W) float32 in [0, 1], 0 where no depth; when asked for
     rectified: bool = False          # a raw image was rectified: every image above is on the grid of P
+    make_cloud: Callable[[], np.ndarray] | None = field(default=None, repr=False)   # builds `cloud` (None: not wanted)
+
+    @functools.cached_property
+    def cloud(self) -> np.ndarray | None:
+        """``(H/d, W/d)`` :data:`~lumde_depth.geometry.XYZRGB` organized cloud in the optical frame, NaN invalid;
+        None when it was not asked for. Built on first use, so the node publishes the depth image before it
+        spends the cloud's time (its milliseconds go to ``timings["cloud"]`` then)."""
+        if self.make_cloud is None:
+            return None
+        t0 = time.perf_counter()
+        cloud = self.make_cloud()
+        self.timings["cloud"] = 1e3 * (time.perf_counter() - t0)
+        return cloud
 
 
 def frame_inputs(image: Any, info: Any, cloud: Any | None) -> tuple[np.ndarray, CameraModel, np.ndarray | None]:
@@ -275,16 +288,16 @@ class DepthPipeline:
             depth = np.where(support, depth, np.float32(0.0))
         if confidence is not None:
             confidence = np.where(depth > 0, confidence, np.float32(0.0))
-        t_support = time.perf_counter()
-        cloud = camera.cloud(depth, rgb, self.decimation) if outputs is None or "depth/points" in outputs \
-            else None
         t3 = time.perf_counter()
         colored = colorize(depth, *self.color_range) if self.colored and (
             outputs is None or "depth/colored" in outputs) else None
         t4 = time.perf_counter()
-        timings = {**staged.timings, "support": 1e3 * (t_support - t2), "cloud": 1e3 * (t3 - t_support),
-                   "colorize": 1e3 * (t4 - t3), "total": 1e3 * (t4 - staged.t0)}
-        return FrameResult(sparse, depth, cloud, colored, K, timings, dense, support, confidence, staged.rectified)
+        timings = {**staged.timings, "support": 1e3 * (t3 - t2), "colorize": 1e3 * (t4 - t3),
+                   "total": 1e3 * (t4 - staged.t0)}
+        make_cloud = functools.partial(camera.cloud, depth, rgb, self.decimation) \
+            if outputs is None or "depth/points" in outputs else None
+        return FrameResult(sparse, depth, colored, K, timings, dense, support, confidence, staged.rectified,
+                           make_cloud)
 
     @staticmethod
     def _camera(P: np.ndarray | CameraModel, rgb: np.ndarray) -> CameraModel:
