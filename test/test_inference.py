@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from lumde_depth.geometry import resize_image
 from lumde_depth.inference import DepthCompleter, completer as completer_mod
 from lumde_depth.inference.classical import ip_basic, nearest_fill
 from lumde_depth.models.io import save_model
@@ -281,6 +282,25 @@ def test_aspect_fit_runs_the_network_at_the_image_aspect_ratio(model_file):
     assert monocular.fit == "aspect" and monocular.network_size(96, 96) == (32, 64)
     with pytest.raises(ValueError, match="unknown fit"):
         DepthCompleter.load(model_file, backend="torch", fit="squash")
+
+
+@pytest.mark.parametrize("fit", ["stretch", "crop"])
+def test_the_network_image_is_the_geometry_resize_normalised_within_one_grey_level(model_file, fit):
+    """The completer resizes with torch's uint8 antialiased bilinear (4x faster than PIL); its input stays
+    within one grey level of geometry.resize_image's, normalised with the model's mean and std, also for a
+    read-only image (as a message's buffer is) and a cropped window."""
+    completer = DepthCompleter.load(model_file, backend="torch", fit=fit)
+    completer.meta.update(rgb_mean=[0.4, 0.5, 0.6], rgb_std=[0.2, 0.25, 0.3])
+    completer = DepthCompleter(completer.backend, completer.meta, fit=fit)
+    rgb, sparse, K = _frame(75, 250, seed=5)
+    rgb.flags.writeable = False
+    x0, y0, win_w, win_h = completer.window(75, 250)
+    window = rgb[y0:y0 + win_h, x0:x0 + win_w]
+    expected = resize_image(np.ascontiguousarray(window), K, (32, 64))[0].transpose(2, 0, 1) / 255.0
+    got = completer.network_inputs(rgb, sparse, K)["rgb"][0] * np.reshape([0.2, 0.25, 0.3], (3, 1, 1)) + \
+        np.reshape([0.4, 0.5, 0.6], (3, 1, 1))
+    assert np.abs(got - expected).max() <= 1.0 / 255.0 + 1e-5
+    assert np.abs(got - expected).mean() < 0.1 / 255.0
 
 
 @pytest.mark.parametrize("fit", ["stretch", "crop"])
