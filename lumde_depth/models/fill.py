@@ -216,7 +216,7 @@ def lidar_snap(depth: torch.Tensor, sparse: torch.Tensor, radius: int = SNAP_RAD
     target = corner[:, None] + (k[:, None] * wp + k[None, :]).reshape(1, -1)          # (points, window)
     spatial = torch.exp(-(((k - r)[:, None] ** 2 + (k - r)[None, :] ** 2).reshape(1, -1).to(depth.dtype))
                         / (2 * (r / 1.5) ** 2))
-    diff = torch.log(flat[idx])[:, None] - padded[target]
+    diff = torch.log(flat[idx])[:, None] - padded.index_select(0, target.reshape(-1)).view(target.shape)  # 4x [target]
     # clamped: exp of large negative arguments would go through slow subnormal arithmetic
     if sigma is None:
         sigma = SNAP_SIGMA * (radius / SNAP_RADIUS) ** 0.5
