@@ -28,12 +28,17 @@ import functools
 
 import numpy as np
 
+from lumde_depth.geometry.cache import bytes_cache
+
 #: Coefficient count of each model (``D`` is zero-padded to it); the order is ROS's / OpenCV's.
 MODELS: dict[str, int] = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}
 NEWTON_ITERATIONS = 20
 NEWTON_TOLERANCE = 1e-12   # normalized units (about 1e-9 px at f = 1000 px)
 EXACT_GRID_PIXELS = 1 << 18   # ray grids up to this size are undistorted pixel by pixel, larger ones ...
 GRID_KNOT_STEP = 8            # ... exactly every 8 pixels and interpolated between
+GRID_CACHE_BYTES = 512 << 20
+"""Budget of the per-camera grids kept (ray grids here, rectification maps in :mod:`.rectify`, each its own):
+a rig of six 1936x1216 raw cameras takes 170 MB of rays, one 4096x3000 camera 147 MB."""
 
 
 def coefficients(D: np.ndarray | list[float] | None, model: str) -> np.ndarray | None:
@@ -233,7 +238,7 @@ def _undistorted_grid(Kc: np.ndarray, D: np.ndarray | None, model: str, cols: np
                                                                         + bottom[:, ic + 1] * wc) * wr
 
 
-@functools.lru_cache(maxsize=4)
+@bytes_cache(GRID_CACHE_BYTES)
 def _ray_grid(K: tuple, D: tuple | None, model: str, R: tuple | None, width: int, height: int,
               decimation: int) -> np.ndarray:
     cols = np.arange(0, width, decimation, dtype=np.float64)

@@ -8,11 +8,11 @@ keeps the four source pixels and weights of every output pixel, so each frame co
 """
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 
-from lumde_depth.geometry.distortion import (array_key, coefficients, distort, normalized_to_pixels,
+from lumde_depth.geometry.cache import bytes_cache
+from lumde_depth.geometry.distortion import (GRID_CACHE_BYTES, array_key, coefficients, distort, normalized_to_pixels,
                                              pixels_to_normalized)
 from lumde_depth.geometry.projection import intrinsic_matrix
 
@@ -79,7 +79,7 @@ class Rectifier:
         return out.astype(image.dtype).reshape(image.shape)
 
 
-@functools.lru_cache(maxsize=2)
+@bytes_cache(GRID_CACHE_BYTES)
 def _cached(K: tuple, D: tuple | None, model: str, width: int, height: int, P: tuple | None,
             R: tuple | None) -> Rectifier:
     def arr(t: tuple | None, shape: tuple[int, int]) -> np.ndarray | None:
@@ -90,8 +90,9 @@ def _cached(K: tuple, D: tuple | None, model: str, width: int, height: int, P: t
 
 def cached_rectifier(K: np.ndarray, D: np.ndarray | None, distortion_model: str, width: int, height: int,
                      P: np.ndarray | None = None, R: np.ndarray | None = None) -> Rectifier:
-    """:class:`Rectifier` of a calibration, built once and kept (the two most recent calibrations):
-    a node rectifies every frame of one camera with the same maps."""
+    """:class:`Rectifier` of a calibration, built once and kept (the most recently used ones, within
+    :data:`~lumde_depth.geometry.distortion.GRID_CACHE_BYTES`): a node rectifies every frame of a camera with the
+    same maps."""
     Dc = coefficients(D, distortion_model)
     P = None if P is None else np.asarray(P, dtype=np.float64).reshape(-1, 4 if np.size(P) == 12 else 3)
     if P is not None and P.shape[1] == 3:
