@@ -161,6 +161,17 @@ def test_adapt_from_a_bag(tmp_path, capsys):
         np.testing.assert_array_equal(a.rgb, b.rgb)
         np.testing.assert_array_equal(a.depth, b.depth)
         np.testing.assert_allclose(a.K, b.K)
+        np.testing.assert_allclose(a.T_world_cam, b.T_world_cam)
+    # camera poses from /tf (world -> base_link, chained with /tf_static) are the drive's oxts poses
+    bag_frames, drive_frames = list(ros2.frames()), list(open_recording(drive).frames())
+    for i in range(4):
+        np.testing.assert_allclose(np.linalg.inv(bag_frames[i + 1].T_world_cam) @ bag_frames[i].T_world_cam,
+                                   np.linalg.inv(drive_frames[i + 1].T_world_cam) @ drive_frames[i].T_world_cam,
+                                   atol=1e-4)
+    photometric = adapt(ros2, tmp_path / "photometric", config={**FAST, "steps": 2, "score": False, "photometric": 10.0,
+                                                                "synthetic_ratio": 0.0})
+    rows = [json.loads(line) for line in (tmp_path / "photometric" / "log.jsonl").read_text().splitlines()]
+    assert photometric.report["photometric_frames"] == 5 and rows[-1]["photometric"] > 0.01
     # wrong topic: the error lists the bag's topics
     assert lumde(["adapt", str(tmp_path / "bag"), "--out", str(tmp_path / "run2"), "--points", "/nope"]) == 1
     assert "/kitti/velo/pointcloud" in capsys.readouterr().err
@@ -371,3 +382,27 @@ def test_photometric_needs_poses(tmp_path, folder, capsys):
     assert not (tmp_path / "o" / "model.pt").exists()
     code = lumde(["adapt", str(folder), "--out", str(tmp_path / "o"), "--no-progress", "--set", "photometrc=0.5"])
     assert code in (1, 2) and "did you mean 'photometric'" in capsys.readouterr().err
+
+
+def test_bag_camera_poses_interpolate_tf_at_the_image_stamp():
+    """A moving /tf edge (world -> base, 10 m and a quarter turn in 10 s) under a static one (base -> cam)."""
+    from types import SimpleNamespace as NS
+    from lumde_depth.ros.bag_frames import MovingTransforms
+    from lumde_depth.ros.bag_process import StaticTransforms
+
+    def tf(parent, child, sec, x, yaw):
+        q = [0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)]
+        return NS(transforms=[NS(header=NS(frame_id=parent, stamp=NS(sec=sec, nanosec=0)), child_frame_id=child,
+                                 transform=NS(translation=NS(x=x, y=0.0, z=0.0),
+                                              rotation=NS(x=q[0], y=q[1], z=q[2], w=q[3])))])
+    moving, static = MovingTransforms(), StaticTransforms()
+    moving.add(tf("world", "base", 10, 10.0, np.pi / 2))
+    moving.add(tf("world", "base", 0, 0.0, 0.0))
+    static.add(tf("base", "cam", 0, 1.0, 0.0))
+    T = moving.pose("cam", 5_000_000_000, static)
+    c, s = np.cos(np.pi / 4), np.sin(np.pi / 4)
+    np.testing.assert_allclose(T[:3, :3], [[c, -s, 0], [s, c, 0], [0, 0, 1]], atol=1e-9)
+    np.testing.assert_allclose(T[:3, 3], [5.0 + c, s, 0.0], atol=1e-9)       # the camera 1 m ahead of the base
+    assert moving.pose("cam", -11_000_000_000, static) is None               # more than one interval outside
+    assert moving.pose("base", 0, StaticTransforms()) is not None
+    assert MovingTransforms().pose("cam", 0, static) is None                 # only static edges: no motion pose

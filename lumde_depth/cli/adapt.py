@@ -2,7 +2,7 @@
 
 Self-supervised, no ground truth: part of the recording's own LiDAR points are held out of the input
 and are the targets (:mod:`lumde_depth.engine.adapt`); with ``--photometric W`` also the photometric
-consistency of consecutive frames whose camera poses the recording gives (KITTI raw oxts, DDAD).
+consistency of consecutive frames whose camera poses the recording gives (KITTI raw oxts, DDAD, bag /tf).
 RECORDING is a ROS 2 bag folder or a ROS 1 ``.bag`` file (read with rosbags; topics as for ``lumde bag process``), a KITTI raw drive folder, DDAD /
 DGP scenes, or a folder of ``images/``, ``scans/`` and ``calib.yaml``. The last frames (``holdout``), or the recording
 given with ``--eval``, are never trained on and score the model before and after. Writes
@@ -39,7 +39,8 @@ def _adapt(args: argparse.Namespace) -> int:
     from lumde_depth.ros.bag_io import BagError
 
     cfg = load(AdaptConfig, args.config, [*args.overrides, *(["progress=false"] if args.no_progress else []),
-                                          *([f"photometric={args.photometric}"] if args.photometric is not None else [])])
+                                          *([f"photometric={args.photometric}"] if args.photometric is not None
+                                            else [])])
     try:
         recording = _recording(args.recording, args)
         evaluation = _recording(args.eval, args) if args.eval else None
@@ -80,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "threads, ...")
     parser.add_argument("--photometric", type=float, default=None, metavar="WEIGHT",
                         help="add the photometric term between consecutive frames with this weight (the photometric "
-                             "key; needs camera poses: KITTI raw drives with oxts/, DDAD scenes; default 0 = off)")
+                             "key; needs camera poses: KITTI raw drives with oxts/, DDAD scenes, bags with /tf; default 0 = off)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (plain lines only)")
     bag = parser.add_argument_group("bags")
     bag.add_argument("--image", default=None, help="image topic (default: kitti2bag's, else the only image topic)")

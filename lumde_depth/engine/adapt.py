@@ -9,7 +9,8 @@ LiDAR rings / rows, rectangular patches) and the loss is the error at the held-o
 with their dense ground truth, so that what the model learned there is kept.
 
 Optionally (``photometric`` > 0) a photometric term between consecutive frames whose camera poses are
-known (``RigFrame.T_world_cam``: KITTI raw drives through their OXTS packets, DDAD scenes): each neighbour
+known (``RigFrame.T_world_cam``: KITTI raw drives through their OXTS packets, DDAD scenes, bags with
+``/tf``): each neighbour
 (the previous and the next frame of the same camera) is warped into the frame through the predicted
 depth and the relative pose, and scored as Monodepth2 does (:func:`photometric_loss`). It constrains the
 depth where the LiDAR has no points (above the top ring, gaps, thin structures). A sample's neighbours are
@@ -343,8 +344,9 @@ def adapt(recording: Recording, out: str | Path, *, model: str | Path | None = N
             raise ValueError(
                 f"photometric={cfg.photometric:g} needs camera poses, but no frame of {train_set.name} has a "
                 "neighbouring frame of the same camera with a known pose (KITTI raw drives give poses through "
-                "oxts/ and calib_imu_to_velo.txt, DDAD scenes through their scene json; bags and image folders "
-                "carry none): adapt with photometric=0 (--set photometric=0), or on a recording with poses")
+                "oxts/ and calib_imu_to_velo.txt, DDAD scenes through their scene json, bags through /tf from "
+                "the camera's frame to a fixed one; image folders carry none): adapt with photometric=0 "
+                "(--set photometric=0), or on a recording with poses")
         log(f"lumde adapt: photometric term (weight {cfg.photometric:g}) on {posed} of {len(real)} frames"
             + (f"; {len(real) - posed} frame(s) have no neighbour with a known camera pose and get none"
                if posed < len(real) else ""))
