@@ -33,8 +33,7 @@ from lumde_depth.geometry import CameraModel, pixel_indices
 from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError
 from lumde_depth.ros.bag_process import StaticTransforms, choose_inputs, set_inputs, synchronizer
-from lumde_depth.ros.compat import tf_transformations
-from lumde_depth.ros.extrinsics import FixedExtrinsic
+from lumde_depth.ros.extrinsics import FixedExtrinsic, transform_to_matrix
 from lumde_depth.ros.params import NodeParams
 from lumde_depth.ros.pipeline import FrameError, project_cloud
 
@@ -47,13 +46,10 @@ class MovingTransforms:
 
     def add(self, tf_message: Any) -> None:
         for tr in tf_message.transforms:
-            t, q = tr.transform.translation, tr.transform.rotation
-            T = np.asarray(tf_transformations.quaternion_matrix([q.x, q.y, q.z, q.w]), dtype=np.float64)
-            T[:3, 3] = [t.x, t.y, t.z]
             parent, stamps, poses = self.edges.setdefault(tr.child_frame_id.lstrip("/"),
                                                           (tr.header.frame_id.lstrip("/"), [], []))
             stamps.append(convert.stamp_to_ns(tr.header.stamp))
-            poses.append(T)
+            poses.append(np.asarray(transform_to_matrix(tr.transform), dtype=np.float64))
 
     def _at(self, child: str, stamp: int) -> np.ndarray | None:
         """``T_parent_child`` at ``stamp``: translation linear, rotation along the geodesic between the two

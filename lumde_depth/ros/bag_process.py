@@ -21,8 +21,8 @@ import numpy as np
 from lumde_depth.geometry import CameraModel
 from lumde_depth.ros import convert
 from lumde_depth.ros.bag_io import BagError, check_new_bag, new_bag, open_bag, typestore
-from lumde_depth.ros.compat import SimpleFilter, tf_transformations
-from lumde_depth.ros.extrinsics import FixedExtrinsic
+from lumde_depth.ros.compat import SimpleFilter
+from lumde_depth.ros.extrinsics import FixedExtrinsic, transform_to_matrix
 from lumde_depth.ros.kitti2bag import KITTI_INPUTS
 from lumde_depth.ros.params import NodeParams
 from lumde_depth.ros.pipeline import DepthPipeline, FrameError, frame_inputs
@@ -81,10 +81,8 @@ class StaticTransforms:
 
     def add(self, tf_message: Any) -> None:
         for tr in tf_message.transforms:
-            t, q = tr.transform.translation, tr.transform.rotation
-            T = tf_transformations.quaternion_matrix([q.x, q.y, q.z, q.w])
-            T[:3, 3] = [t.x, t.y, t.z]
-            self.parent[tr.child_frame_id.lstrip("/")] = (tr.header.frame_id.lstrip("/"), T)
+            self.parent[tr.child_frame_id.lstrip("/")] = (tr.header.frame_id.lstrip("/"),
+                                                          transform_to_matrix(tr.transform))
 
     def _to_root(self, frame: str) -> tuple[str, np.ndarray]:
         T, seen = np.eye(4), {frame}
