@@ -10,11 +10,11 @@ with their dense ground truth, so that what the model learned there is kept.
 
 Optionally (``photometric`` > 0) a photometric term between consecutive frames whose camera poses are
 known (``RigFrame.T_world_cam``: KITTI raw drives through their OXTS packets, DDAD scenes, bags with
-``/tf``): each neighbour
-(the previous and the next frame of the same camera) is warped into the frame through the predicted
-depth and the relative pose, and scored as Monodepth2 does (:func:`photometric_loss`). It constrains the
-depth where the LiDAR has no points (above the top ring, gaps, thin structures). A sample's neighbours are
-cropped with the frame's own crop; a mirrored sample mirrors its neighbours and their poses too.
+``/tf``): each neighbour (the previous and the next frame of the same camera) is warped into the frame
+through the predicted depth and the relative pose, and scored as Monodepth2 does
+(:func:`photometric_loss`). It constrains the depth where the LiDAR has no points (above the top ring,
+gaps, thin structures). A sample's neighbours are cut with the sample's own crop; a mirrored sample
+mirrors its neighbours and their poses too (:class:`View`).
 
 The recording's last frames (a contiguous block, ``holdout``), or a second recording, are never
 trained on: the before / after report scores the models on them, as the node runs them (full
@@ -84,7 +84,7 @@ class AdaptConfig:
     loss: str = field("l1", choices=LOSSES, doc="error at the held-out LiDAR points: l1 (m), berhu, log_l1")
     photometric: float = field(0.0, low=0.0, high=100.0,
                                doc="weight of the photometric term between consecutive frames with known camera "
-                                   "poses (KITTI raw with oxts/, DDAD); 0 = off")
+                                   "poses (KITTI raw with oxts/, DDAD, bags with /tf); 0 = off")
     seed: int = field(0, low=0)
     eval_draws: int = field(1, low=1, high=20, doc="random 20 % hold-out draws per scored frame")
     score: bool = field(True, doc="score before and after on held-out frames; false: train on every frame of the "
@@ -194,6 +194,7 @@ class View:
         return out[..., ::-1] if self.flip else out
 
     def K(self, K: np.ndarray) -> np.ndarray:
+        """The intrinsics of the view of an image with ``K``."""
         out = crop_intrinsics(K, self.top, self.left)
         if self.flip:
             out[0, 2] = (self.width - 1) - out[0, 2]
