@@ -217,6 +217,8 @@ def run_rig(one_node: bool, args: argparse.Namespace, model: Path, rig_file: Pat
     cameras, _points = harness.load_rig(rig_file)
     env = harness.ros_env(domain)
     env["LUMDE_CACHE"] = str(workdir / "cache")
+    if "OMP_NUM_THREADS" not in os.environ:   # the nodes as launched: torch's threads one per core (ros_env sets 1)
+        env.pop("OMP_NUM_THREADS")
     base = {"model": str(model), "backend": args.backends[0], "device": args.device, "threads": args.threads,
             "input_height": args.input_size[0], "input_width": args.input_size[1], "diagnostics_period": 1.0}
     context = Context()
@@ -249,9 +251,15 @@ def run_rig(one_node: bool, args: argparse.Namespace, model: Path, rig_file: Pat
         pub = harness.start_publisher(rig_file, rate=args.rate, count=0, seconds=args.seconds, env=env,
                                       cameras=tuple(cameras))
         cpu0, t0 = sum(proc_cpu_seconds(n.pid) for n in nodes), time.monotonic()
+        pub_cpu = 0.0
         while pub.poll() is None:
             executor.spin_once(timeout_sec=0.05)
-        cpu = (sum(proc_cpu_seconds(n.pid) for n in nodes) - cpu0) / max(time.monotonic() - t0, 1e-9)
+            try:
+                pub_cpu = proc_cpu_seconds(pub.pid)
+            except (OSError, IndexError):   # it has just exited
+                pass
+        seconds = max(time.monotonic() - t0, 1e-9)
+        cpu_s = sum(proc_cpu_seconds(n.pid) for n in nodes) - cpu0
         end = time.monotonic() + 2.0
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
@@ -265,10 +273,14 @@ def run_rig(one_node: bool, args: argparse.Namespace, model: Path, rig_file: Pat
         context.try_shutdown()
     rates = [(len(a) - 1) / ((a[-1][1] - a[0][1]) / 1e9) if len(a) > 1 else 0.0 for a in arrivals.values()]
     latency = np.array([(arrive - stamp) / 1e6 for a in arrivals.values() for stamp, arrive in a])
-    return {"label": label, "published": len(published), "answered": [len(a) for a in arrivals.values()],
+    answered = [len(a) for a in arrivals.values()]
+    return {"label": label, "published": len(published), "answered": answered,
+            "delivered": 100.0 * np.mean(answered) / max(len(published), 1),
             "rate": float(np.mean(rates)), "rate_min": float(np.min(rates)),
             "p50": float(np.percentile(latency, 50)) if latency.size else float("nan"),
-            "p99": float(np.percentile(latency, 99)) if latency.size else float("nan"), "cpu": 100.0 * cpu, "rss": rss}
+            "p99": float(np.percentile(latency, 99)) if latency.size else float("nan"), "cpu": 100.0 * cpu_s / seconds,
+            "cpu_per_frame": 1e3 * cpu_s / max(sum(answered), 1), "publisher_cpu": 100.0 * pub_cpu / seconds,
+            "rss": rss}
 
 
 def rig_main(args: argparse.Namespace) -> int:
@@ -292,20 +304,31 @@ def rig_main(args: argparse.Namespace) -> int:
              "(every process with config/fastdds_large_messages.xml: shared memory). "
              f"Model: {model_name}, backend {args.backends[0]}, network input {input_size}. "
              f"One node: parameter cameras (the cloud converted once per sweep, the {n} images in one network run); "
-             f"{n} nodes: one per camera, each converting the cloud and running the network alone. Latency = "
-             "depth/image arrival here minus its image stamp, over every camera. CPU in % of one core, all nodes.", "",
-             "| configuration | sweeps published | depth answered per camera | throughput per camera (Hz, mean / min) "
-             "| latency p50 (ms) | latency p99 (ms) | node CPU (%) | node peak RSS (MB, sum) |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"{n} nodes: one per camera, each converting the cloud and running the network alone. Every node as "
+             "launched: OMP_NUM_THREADS unset, torch with one thread per core (the one node: its cameras on 2 "
+             "threads with 1 torch thread each; each of the nodes per camera: 2 torch threads). Latency = "
+             "depth/image arrival here minus its image stamp, over every camera. Delivered: depth answered per "
+             "camera / sweeps published. CPU in % of one core, all nodes; per frame: the nodes' CPU time over the run "
+             "/ depth images answered. The publisher (a stand-in for the camera and LiDAR drivers) shares the 2 cores: "
+             "where the nodes starve it, it publishes fewer sweeps than asked for, and the nodes face less input.", "",
+             "| configuration | sweeps published | depth answered per camera | delivered (%) | throughput per camera "
+             "(Hz, mean / min) | latency p50 (ms) | latency p99 (ms) | node CPU (%) | node CPU per frame (ms) "
+             "| publisher CPU (%) | node peak RSS (MB, sum) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['label']} | {r['published']} | {', '.join(map(str, r['answered']))} | {r['rate']:.2f} / "
-                     f"{r['rate_min']:.2f} | {r['p50']:.0f} | {r['p99']:.0f} | {r['cpu']:.0f} | {r['rss']:.0f} |")
-    lines += ["", f"Run: `.venv/bin/python bench/node_latency.py --cameras {n}` (add `--seconds 15` for a quick run)."]
+        lines.append(f"| {r['label']} | {r['published']} | {', '.join(map(str, r['answered']))} | {r['delivered']:.0f} "
+                     f"| {r['rate']:.2f} / {r['rate_min']:.2f} | {r['p50']:.0f} | {r['p99']:.0f} | {r['cpu']:.0f} | "
+                     f"{r['cpu_per_frame']:.0f} | {r['publisher_cpu']:.0f} | {r['rss']:.0f} |")
+    flag = f" --rate {args.rate:g}" if args.rate != 10 else ""
+    lines += ["", f"Run: `.venv/bin/python bench/node_latency.py --cameras {n}{flag}` (add `--seconds 15` for a quick "
+                  "run)."]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section("node_latency_rig", f"## One node for {n} cameras vs one node per camera "
-                                          f"(`bench/node_latency.py --cameras {n}`)\n\n" + text)
+        suffix = "" if args.rate == 10 else f"_{args.rate:g}hz".replace(".", "_")
+        write_section(f"node_latency_rig{suffix}", f"## One node for {n} cameras vs one node per camera at "
+                                                   f"{args.rate:g} Hz (`bench/node_latency.py --cameras {n}{flag}`)"
+                                                   "\n\n" + text)
     return 0
 
 

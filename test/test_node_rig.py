@@ -6,6 +6,7 @@ camera_info under its name and the shared cloud on ``points``, and listens to ev
 """
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -28,6 +29,7 @@ import node_harness as harness  # noqa: E402
 
 pytestmark = pytest.mark.ros
 SCALE = 4   # DDAD's 1936x1216 images at 484x304 keep the test quick
+FLIPS = 10  # pixels of a camera (of 147,136) whose depth may differ from the camera alone (see the test)
 
 
 @pytest.fixture(scope="module")
@@ -117,4 +119,34 @@ def test_one_node_completes_six_ddad_cameras_around_one_lidar(ros_context, tmp_p
         # an untrained network: the agreement is the LiDAR alignment's (the shipped student: 0.9-2.3 %)
         assert error <= 0.05, f"{camera}: median relative error {error:.3f} at its LiDAR pixels"
         alone = pipeline.process(rgb, K, points[:, :3], T)   # this camera alone, in this process
-        np.testing.assert_allclose(np.nan_to_num(depth), alone.depth, rtol=1e-4, atol=1e-4)
+        # One network run of six cameras against one of one camera, in another process: the network's depth may
+        # differ at float rounding (~1e-6), and the refinement's discrete tests (the edge test of the edge-aware
+        # upsampling, the snap's surface weight) can turn that into a visible step at a pixel that lies right at
+        # their threshold. Perturbing the network's depth here by 1e-6 (relative, at random) moves 0-2 pixels of
+        # the six images beyond 1e-4 (1e-5: up to 77); the node once differed at 1 pixel (0.85 m at 90 m).
+        off = ~np.isclose(np.nan_to_num(depth), alone.depth, rtol=1e-4, atol=1e-4)
+        assert off.sum() <= FLIPS, f"{camera}: {off.sum()} pixels differ from the camera alone, e.g. at " \
+                                   f"{np.argwhere(off)[:5].tolist()}: {depth[off][:5]} vs {alone.depth[off][:5]}"
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a machine with several cores")
+def test_a_rig_left_one_torch_thread_says_how_to_use_the_cores(ros_context, tmp_path):
+    """OMP_NUM_THREADS=1 (as in many containers, and in this harness's node environment) gives torch one thread, and
+    the rig's cameras one after the other on one core (the rig bench ran so, every camera in turn, against six
+    single-threaded nodes filling both cores): the node says so at start-up and names the fix."""
+    params = {"model": str(harness.save_student(tmp_path / "cdspn32.pt")), "backend": "torch", "device": "cpu",
+              "cameras": ["left", "right"], "use_tf": False, "diagnostics_period": 0.5}
+    listener = harness.Listener(ros_context, {"/diagnostics": DiagnosticArray})
+    listener.node_name = f"lumde_depth_node_{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "node.log"
+    env = {**harness.ros_env(), "OMP_NUM_THREADS": "1"}
+    node = harness.start_node(params, log=log, name=listener.node_name, env=env)
+    try:
+        assert listener.spin_until(lambda: harness.diag_values(listener), 90.0, [node], log), log.read_text()
+    finally:
+        harness.stop(node)
+        listener.close()
+    assert harness.diag_values(listener)["camera workers"] == "1 (frames in turn)"
+    text = log.read_text()
+    assert f"[threads] the 2 cameras run one after the other on one CPU thread: torch has 1 thread " \
+           f"(OMP_NUM_THREADS=1) on this {os.cpu_count()}-core machine; set threads:={os.cpu_count()}" in text, text

@@ -21,6 +21,7 @@ per core), torch's threads shared out among them.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 import time
@@ -85,6 +86,12 @@ class DepthNode(Node):
         self.rig = SweepGatherer(p.cameras, p.sweep_wait) if len(p.cameras) > 1 else None
         if self.rig is not None:
             self.frame_pool = FramePool.for_frames(len(p.cameras), p.threads)
+            cores = os.cpu_count() or 1
+            if self.frame_pool.workers == 1 and not p.threads and cores > 1:   # e.g. OMP_NUM_THREADS=1 in a container
+                self.get_logger().warning(
+                    f"[threads] the {len(p.cameras)} cameras run one after the other on one CPU thread: torch has 1 "
+                    f"thread (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}) on this {cores}-core "
+                    f"machine; set threads:={cores} to process them side by side (README: several cameras)")
         self.stats = NodeStats(tuple(f"{_ns(c)}{name}" for c in self.cameras for name in ("image", "camera_info"))
                                + ("points",))
         self._last_log: dict[str, float] = {}
