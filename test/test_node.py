@@ -5,6 +5,7 @@ The node's outputs are checked against DepthCompleter / DepthPipeline run here o
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from contextlib import contextmanager
@@ -162,6 +163,8 @@ def test_node_output_equals_the_pipeline_on_kitti_frames(ros_context, tmp_path, 
     diag = harness.diag_values(listener)
     assert diag["backend"] == "torch" and diag["device"] == "cpu" and diag["mode"] == "completion"
     assert float(diag["latency p50 (ms)"]) > 0 and "dropped (replaced before processing)" in diag
+    # torch's threads for the full-resolution refinement: half the cores by default (threads:=0)
+    assert diag["refinement threads"] == str(max(1, len(os.sched_getaffinity(0)) // 2))
 
 
 

@@ -17,6 +17,7 @@ bit for bit. ``workers`` 1 runs everything in the calling thread, as a plain loo
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable, Iterable, TypeVar
@@ -25,6 +26,21 @@ import torch
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def use_torch_threads(threads: int) -> None:
+    """Run the calling thread's torch operators on ``threads`` intra-op threads."""
+    torch.get_num_threads()   # torch gives a thread its count at its first use: let that happen first
+    torch.set_num_threads(threads)
+
+
+def shared_torch_threads() -> int:
+    """Intra-op torch threads for a thread whose work shares the machine with other busy threads (the node's
+    worker, beside its executor, DDS, its cloud thread and the rest of the robot): half the cores this process
+    may run on, at least one. Why not all of them: torch's OpenMP threads wait on each other, so one of them
+    descheduled stalls the rest (on this 2-core machine while other processes kept both cores busy, the
+    full-resolution refinement of a KITTI frame took 340-600 ms with 2 threads, 33-43 ms with 1)."""
+    return max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 class FramePool:
@@ -61,8 +77,7 @@ class FramePool:
 
     def _start_worker(self, started: threading.Barrier) -> None:
         try:
-            torch.get_num_threads()   # torch gives a thread its count at its first use: let that happen first
-            torch.set_num_threads(self.threads)
+            use_torch_threads(self.threads)
         finally:
             started.wait()   # the constructor waits for every worker, whatever happened
 

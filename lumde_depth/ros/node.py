@@ -35,7 +35,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from lumde_depth.config import ConfigError
-from lumde_depth.inference import DEFAULT_MONO_MODEL, DepthCompleter, FramePool
+from lumde_depth.inference import DEFAULT_MONO_MODEL, DepthCompleter, FramePool, shared_torch_threads, use_torch_threads
 from lumde_depth.ros import convert
 from lumde_depth.ros.compat import message_filters
 from lumde_depth.ros.diagnostics import NodeStats, status_message
@@ -82,6 +82,7 @@ class DepthNode(Node):
         self.frame_pool: FramePool | None = None
         self.params: NodeParams = declare(self)
         p = self.params
+        self._torch_threads = p.threads or shared_torch_threads()   # the worker's (a rig's cameras: the pool's)
         self.cameras = p.cameras or [""]   # "": one camera, topics without a namespace
         self.rig = SweepGatherer(p.cameras, p.sweep_wait) if len(p.cameras) > 1 else None
         if self.rig is not None:
@@ -370,6 +371,7 @@ class DepthNode(Node):
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
+        use_torch_threads(self._torch_threads)
         while True:
             with self._cond:
                 while self._slot is None and self._running:
@@ -567,6 +569,8 @@ class DepthNode(Node):
             elif self.auto is not None and self.auto.scale.value is None:
                 level = DiagnosticStatus.WARN
                 message = "LiDAR silent and no LiDAR scale yet: monocular depth in the model's own scale"
+        if self.rig is None:
+            extra["refinement threads"] = str(self._torch_threads)
         if self.auto is not None:
             extra["monocular scale"] = self.auto.scale.describe()
         if self.rig is not None:   # synchronized sets = processed + dropped + bad frames + these

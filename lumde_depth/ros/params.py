@@ -34,7 +34,9 @@ class NodeParams:
                      doc="image -> network input: the whole image at its own aspect ratio (the model's pixel "
                          "count), stretched to the model's input size, or a crop of the network's aspect "
                          "ratio at the bottom centre (pixels outside get no depth)")
-    threads: int = field(0, low=0, high=256, doc="CPU threads for inference; 0 = library default; with several "
+    threads: int = field(0, low=0, high=256, doc="CPU threads for inference; 0 = automatic: the network on one per "
+                                                  "core, the full-resolution refinement on half the cores (at least 1: "
+                                                  "the executor, DDS and the cloud thread share them); with several "
                                                   "cameras also the budget of the per-camera threads")
     lidar_align: bool = field(True, doc="rescale the network's depth to meet the LiDAR points at the image's "
                                         "resolution (pulled to the points where dense, smooth between), then pull "
