@@ -41,10 +41,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "test"), str(ROOT / "bench")]
 import node_harness as harness  # noqa: E402
 from _report import machine, write_section  # noqa: E402
 from node_latency import rig_frames  # noqa: E402
-from rig_stages import sweep  # noqa: E402
+from rig_stages import rig_messages, sweep  # noqa: E402
 
 from lumde_depth.inference import DepthCompleter, FramePool  # noqa: E402
-from lumde_depth.ros import convert  # noqa: E402
 from lumde_depth.ros.pipeline import DepthPipeline  # noqa: E402
 
 CONDITIONS = ("alone", "publisher", "intake", "intake raw")
@@ -120,14 +119,7 @@ def main() -> int:
     cameras, points, source = rig_frames(shared if shared.is_dir() else None, args.cameras)
     workdir = Path(tempfile.mkdtemp(prefix="lumde_rig_intake_"))
     rig_file = harness.save_rig(workdir / "rig.npz", cameras, points)
-    messages, extrinsics = [], []
-    for name, cam in cameras.items():
-        header = convert.make_header(1, name)
-        h, w = cam["rgb"].shape[:2]
-        messages.append((convert.numpy_to_image(cam["rgb"], "rgb8", header),
-                         convert.make_camera_info(header, w, h, P=cam["P"])))
-        extrinsics.append(cam["T"])
-    cloud = convert.xyzi_to_cloud(points, convert.make_header(1, "LIDAR"))
+    messages, extrinsics, cloud = rig_messages(cameras, points)
     completer = DepthCompleter.load(None, backend="onnxruntime", device="cpu")   # the shipped student
     pool = FramePool.for_frames(len(cameras))
     pipeline = DepthPipeline(completer, pool=pool)

@@ -74,6 +74,18 @@ def sweep(pipeline: DepthPipeline, pool: FramePool, messages: list[tuple], cloud
     return phases, stages, [r.depth for r in results]
 
 
+def rig_messages(cameras: dict[str, dict[str, np.ndarray]], points: np.ndarray) -> tuple[list[tuple], list, object]:
+    """``(per camera (Image, CameraInfo), per camera T_cam_lidar, PointCloud2)`` of a rig (``rig_frames``)."""
+    messages, extrinsics = [], []
+    for name, cam in cameras.items():
+        header = convert.make_header(1, name)
+        h, w = cam["rgb"].shape[:2]
+        messages.append((convert.numpy_to_image(cam["rgb"], "rgb8", header),
+                         convert.make_camera_info(header, w, h, P=cam["P"])))
+        extrinsics.append(cam["T"])
+    return messages, extrinsics, convert.xyzi_to_cloud(points, convert.make_header(1, "LIDAR"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cameras", type=int, default=6)
@@ -87,14 +99,7 @@ def main() -> int:
     from conftest import shared_data_dir
     shared = shared_data_dir()
     cameras, points, source = rig_frames(shared if shared.is_dir() else None, args.cameras)
-    messages, extrinsics = [], []
-    for name, cam in cameras.items():
-        header = convert.make_header(1, name)
-        h, w = cam["rgb"].shape[:2]
-        messages.append((convert.numpy_to_image(cam["rgb"], "rgb8", header),
-                         convert.make_camera_info(header, w, h, P=cam["P"])))
-        extrinsics.append(cam["T"])
-    cloud = convert.xyzi_to_cloud(points, convert.make_header(1, "LIDAR"))
+    messages, extrinsics, cloud = rig_messages(cameras, points)
     completer = DepthCompleter.load(None, backend=args.backend, device="cpu")   # the shipped student
     outputs = {"depth/image", "depth/camera_info"} if args.outputs == "image" else None
     pools = {"in turn": FramePool(1), "pool": FramePool.for_frames(len(cameras))}
