@@ -87,7 +87,7 @@ class DepthNode(Node):
         self.rig = SweepGatherer(p.cameras, p.sweep_wait) if len(p.cameras) > 1 else None
         if self.rig is not None:
             self.frame_pool = FramePool.for_frames(len(p.cameras), p.threads)
-            cores = os.cpu_count() or 1
+            cores = len(os.sched_getaffinity(0))   # the cores this process may run on
             if self.frame_pool.workers == 1 and not p.threads and cores > 1:   # e.g. OMP_NUM_THREADS=1 in a container
                 self.get_logger().warning(
                     f"[threads] the {len(p.cameras)} cameras run one after the other on one CPU thread: torch has 1 "
