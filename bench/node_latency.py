@@ -111,6 +111,8 @@ def run_backend(backend: str, args: argparse.Namespace, model: Path, frame_file:
     if args.default_launch:   # the node as launched: no profile set for it; the player as the launch sets it
         for name in dds.PROFILE_VARIABLES:
             env.pop(name, None)
+        if "OMP_NUM_THREADS" not in os.environ:   # nor a torch thread count (ros_env sets 1 for the tests)
+            env.pop("OMP_NUM_THREADS")
         publisher_env = dict(env)
         dds.apply_default_profile(publisher_env)
     params = {"model": str(model), "backend": backend, "device": args.device, "input_height": args.input_size[0],
