@@ -275,7 +275,8 @@ class DepthPipeline:
 
     def _finish(self, staged: _Staged, depth: np.ndarray, confidence: np.ndarray | None,
                 outputs: Container[str] | None, scale: float) -> FrameResult:
-        """The network's depth of a staged frame -> its depth range, support mask, cloud and colour map."""
+        """The network's depth of a staged frame -> its depth range, support mask, colour map and (built on first
+        use: :attr:`FrameResult.cloud`) cloud."""
         rgb, camera, K, sparse = staged.rgb, staged.camera, staged.K, staged.sparse
         t2 = time.perf_counter()
         depth *= np.float32(scale)
