@@ -8,7 +8,6 @@ keeps the four source pixels and weights of every output pixel, so each frame co
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from lumde_depth.geometry.cache import bytes_cache

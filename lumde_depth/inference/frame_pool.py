@@ -34,13 +34,18 @@ def use_torch_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or ``taskset``'s share, not the machine's)."""
+    return len(os.sched_getaffinity(0))
+
+
 def shared_torch_threads() -> int:
     """Intra-op torch threads for a thread whose work shares the machine with other busy threads (the node's
     worker, beside its executor, DDS, its cloud thread and the rest of the robot): half the cores this process
     may run on, at least one. Why not all of them: torch's OpenMP threads wait on each other, so one of them
     descheduled stalls the rest (on this 2-core machine while other processes kept both cores busy, the
     full-resolution refinement of a KITTI frame took 340-600 ms with 2 threads, 33-43 ms with 1)."""
-    return max(1, len(os.sched_getaffinity(0)) // 2)
+    return max(1, usable_cores() // 2)
 
 
 class FramePool:

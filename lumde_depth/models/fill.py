@@ -107,12 +107,13 @@ def pull_push_at(index: torch.Tensor, values: torch.Tensor, weights: torch.Tenso
            (1 + ((col == width - 1) & (width % 2 == 1)).to(values.dtype))
     cell = plane * (half[0] * half[1]) + (row // 2) * half[1] + col // 2
     coarse_size = (*size[:-2], *half)
-    sums = values.new_zeros(coarse_size).reshape(-1).index_add_(0, cell, values * weights * edge)
+    weighted = values * weights
+    sums = values.new_zeros(coarse_size).reshape(-1).index_add_(0, cell, weighted * edge)
     mass = values.new_zeros(coarse_size).reshape(-1).index_add_(0, cell, weights * edge)
     coarse = _pull_push_sums(sums.reshape(coarse_size), mass.reshape(coarse_size), full_weight)
     field = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
     flat = field.reshape(-1)
-    flat[index] = _push(flat[index], values * weights, weights, full_weight)
+    flat[index] = _push(flat[index], weighted, weights, full_weight)
     return field
 
 
@@ -132,7 +133,8 @@ def lidar_align(depth: torch.Tensor, sparse: torch.Tensor, full_weight: float = 
     points beyond 90 m (median 24 % -> 13 %) and lowers the RMSE by 4 %."""
     index = torch.nonzero(sparse.reshape(-1) > 0).squeeze(1)
     at = depth.reshape(-1)[index]
-    index, points, at = index[at > 0], sparse.reshape(-1)[index][at > 0], at[at > 0]
+    keep = at > 0
+    index, points, at = index[keep], sparse.reshape(-1)[index[keep]], at[keep]
     if index.numel() == 0:
         return depth
     ratio = torch.log(points.clamp_min(1e-3) / at.clamp_min(1e-3))

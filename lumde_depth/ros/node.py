@@ -23,9 +23,9 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from lumde_depth.config import ConfigError
-from lumde_depth.inference import DEFAULT_MONO_MODEL, DepthCompleter, FramePool, shared_torch_threads, use_torch_threads
+from lumde_depth.inference import (DEFAULT_MONO_MODEL, DepthCompleter, FramePool, shared_torch_threads, usable_cores,
+                                   use_torch_threads)
 from lumde_depth.ros import convert
 from lumde_depth.ros.compat import message_filters
 from lumde_depth.ros.diagnostics import NodeStats, status_message
@@ -87,7 +88,7 @@ class DepthNode(Node):
         self.rig = SweepGatherer(p.cameras, p.sweep_wait) if len(p.cameras) > 1 else None
         if self.rig is not None:
             self.frame_pool = FramePool.for_frames(len(p.cameras), p.threads)
-            cores = len(os.sched_getaffinity(0))   # the cores this process may run on
+            cores = usable_cores()
             if self.frame_pool.workers == 1 and not p.threads and cores > 1:   # e.g. OMP_NUM_THREADS=1 in a container
                 self.get_logger().warning(
                     f"[threads] the {len(p.cameras)} cameras run one after the other on one CPU thread: torch has 1 "
